@@ -1,0 +1,586 @@
+//! The SMTP client state machine.
+
+use std::collections::VecDeque;
+use std::io::Write as _;
+
+use super::command::Command;
+use super::data::encode_data;
+use super::envelope::Envelope;
+use super::extensions::Extensions;
+use super::reply::Reply;
+use super::{Delivery, RecipientOutcome};
+use crate::address::check_client_name;
+use crate::error::{Error, Stage};
+
+/// Settings of a client that hold for the whole connection.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    client_name: String,
+}
+
+impl ClientConfig {
+    /// A configuration that greets the server as `client_name`, a host name
+    /// or an address literal such as `[127.0.0.1]`.
+    pub fn new(client_name: &str) -> Result<ClientConfig, Error> {
+        check_client_name(client_name).map_err(|e| Error::invalid("server.client-name", e))?;
+        Ok(ClientConfig {
+            client_name: client_name.to_string(),
+        })
+    }
+}
+
+/// The outcome of an operation: the connection's opening, a send, a reset
+/// or the goodbye.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The server greeted and answered EHLO (or HELO): sends may start.
+    Ready,
+    /// A message was accepted for at least one recipient.
+    Delivered(Delivery),
+    /// A send or reset failed; the connection may carry the next message.
+    Failed(Error),
+    /// An explicit reset succeeded.
+    ResetDone,
+    /// The server answered QUIT (or the client gave up waiting).
+    Closed,
+}
+
+/// Which time limit applies to the reply the client waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// A command's reply (the greeting included).
+    Command,
+    /// The reply to the end of the data, after the content was written.
+    Data,
+}
+
+/// The reply the client expects next, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Greeting,
+    Ehlo,
+    Helo,
+    /// RSET inside a transaction's flight.
+    TxReset,
+    /// RSET asked for by the caller.
+    Reset,
+    Mail,
+    Rcpt(usize),
+    Data,
+    DataEnd,
+    Quit,
+}
+
+impl Expect {
+    fn stage(self) -> Stage {
+        match self {
+            Expect::Greeting => Stage::Greeting,
+            Expect::Ehlo | Expect::Helo => Stage::Hello,
+            Expect::TxReset | Expect::Reset => Stage::Reset,
+            Expect::Mail => Stage::MailFrom,
+            Expect::Rcpt(_) => Stage::RcptTo,
+            Expect::Data => Stage::Data,
+            Expect::DataEnd => Stage::DataEnd,
+            Expect::Quit => Stage::Quit,
+        }
+    }
+}
+
+/// One message in flight.
+#[derive(Debug)]
+struct Transaction {
+    envelope: Envelope,
+    /// The content, encoded for DATA, terminator included.
+    data: Vec<u8>,
+    replies: Vec<Option<Reply>>,
+    /// The first refusal of MAIL, RSET or DATA.
+    failure: Option<Error>,
+    /// The server answered 354 although the transaction had failed: an
+    /// empty content was sent to end it, and its reply is ignored.
+    aborted: bool,
+}
+
+impl Transaction {
+    fn fail(&mut self, error: Error) {
+        self.failure.get_or_insert(error);
+    }
+
+    fn any_accepted(&self) -> bool {
+        self.replies.iter().flatten().any(Reply::is_positive)
+    }
+
+    fn outcomes(&self, delivered: bool) -> Vec<RecipientOutcome> {
+        self.envelope
+            .forward_paths()
+            .iter()
+            .zip(&self.replies)
+            .filter_map(|(address, reply)| {
+                let reply = reply.clone()?;
+                Some(RecipientOutcome {
+                    address: address.to_string(),
+                    accepted: delivered && reply.is_positive(),
+                    reply,
+                })
+            })
+            .collect()
+    }
+
+    /// The error of a transaction that did not deliver, in order of cause:
+    /// a refused MAIL, every recipient refused, then a refused DATA.
+    fn error(&mut self) -> Error {
+        match self.failure.take() {
+            Some(error @ Error::Rejected { stage: Stage::MailFrom | Stage::Reset, .. }) => error,
+            _ if !self.any_accepted() && self.replies.iter().all(Option::is_some) => {
+                let recipients = self.outcomes(false);
+                let reply = recipients
+                    .last()
+                    .map(|r| r.reply.clone())
+                    .unwrap_or_else(|| Reply::new(554, "no valid recipients"));
+                Error::Rejected {
+                    stage: Stage::RcptTo,
+                    reply,
+                    recipients,
+                }
+            }
+            Some(error) => error,
+            None => Error::Protocol {
+                stage: Stage::RcptTo,
+                detail: "the transaction ended without a reply to every command".into(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Greeting and EHLO under way.
+    Opening,
+    /// Idle: a send, reset or quit may start.
+    Ready,
+    /// A send, reset or quit is under way.
+    Busy,
+    /// Closed by QUIT or a fatal error.
+    Closed,
+}
+
+/// A sans-I/O SMTP client for one connection. See the module docs of
+/// [`crate::smtp`] for how a driver uses it.
+#[derive(Debug)]
+pub struct Client {
+    config: ClientConfig,
+    extensions: Extensions,
+    state: State,
+    output: Vec<u8>,
+    expect: VecDeque<Expect>,
+    events: VecDeque<Event>,
+    transaction: Option<Transaction>,
+    /// True once a transaction ran: the next one starts with RSET.
+    needs_reset: bool,
+}
+
+impl Client {
+    /// A client for a new connection, waiting for the server's greeting.
+    pub fn new(config: ClientConfig) -> Client {
+        Client {
+            config,
+            extensions: Extensions::default(),
+            state: State::Opening,
+            output: Vec::new(),
+            expect: VecDeque::from([Expect::Greeting]),
+            events: VecDeque::new(),
+            transaction: None,
+            needs_reset: false,
+        }
+    }
+
+    /// What the server announced in its EHLO reply.
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
+    }
+
+    /// True after QUIT or a fatal error: the connection must be closed.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Bytes to write, all of them in one write. Empty when none.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.output)
+    }
+
+    /// Whether a reply is due, and which time limit applies to it.
+    pub fn wait(&self) -> Option<Wait> {
+        match self.expect.front()? {
+            Expect::DataEnd => Some(Wait::Data),
+            _ => Some(Wait::Command),
+        }
+    }
+
+    /// The next outcome of an operation, once all its replies were read.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Starts sending `message` to `envelope`. The message is sent as is,
+    /// but for CRLF line endings and dot-stuffing.
+    ///
+    /// Fails without writing anything when the client is not idle, or when
+    /// the message needs what the server lacks: a size over its SIZE limit,
+    /// SMTPUTF8 for non-ASCII addresses or headers, 8BITMIME for 8-bit
+    /// content.
+    pub fn send(&mut self, envelope: Envelope, message: &[u8]) -> Result<(), Error> {
+        self.check_idle(Stage::MailFrom)?;
+        let params = self.mail_params(&envelope, message)?;
+        let data = encode_data(message);
+        let pipelining = self.extensions.pipelining;
+        if self.needs_reset {
+            self.push(Command::Rset, Expect::TxReset);
+        }
+        self.push(
+            Command::Mail {
+                from: envelope.reverse_path(),
+                params: &params,
+            },
+            Expect::Mail,
+        );
+        if pipelining {
+            for (i, rcpt) in envelope.forward_paths().iter().enumerate() {
+                let _ = write!(self.output, "{}", Command::Rcpt(rcpt));
+                self.expect.push_back(Expect::Rcpt(i));
+            }
+            self.push(Command::Data, Expect::Data);
+        }
+        self.transaction = Some(Transaction {
+            replies: vec![None; envelope.forward_paths().len()],
+            envelope,
+            data,
+            failure: None,
+            aborted: false,
+        });
+        self.needs_reset = true;
+        self.state = State::Busy;
+        Ok(())
+    }
+
+    /// Starts an explicit RSET.
+    pub fn reset(&mut self) -> Result<(), Error> {
+        self.check_idle(Stage::Reset)?;
+        self.push(Command::Rset, Expect::Reset);
+        self.state = State::Busy;
+        Ok(())
+    }
+
+    /// Starts QUIT. After its reply the client is closed.
+    pub fn quit(&mut self) -> Result<(), Error> {
+        self.check_idle(Stage::Quit)?;
+        self.push(Command::Quit, Expect::Quit);
+        self.state = State::Busy;
+        Ok(())
+    }
+
+    /// Handles the next reply from the server. An error is fatal: the
+    /// client is closed and the connection must be dropped. Other failures
+    /// come as [`Event::Failed`].
+    pub fn handle_reply(&mut self, reply: Reply) -> Result<(), Error> {
+        let Some(expect) = self.expect.pop_front() else {
+            return Err(self.fatal(Error::Protocol {
+                stage: Stage::Greeting,
+                detail: format!("a reply nobody asked for: {}", reply.one_line()),
+            }));
+        };
+        let stage = expect.stage();
+        if reply.code == 421 && expect != Expect::Quit {
+            return Err(self.fatal(Error::Rejected {
+                stage,
+                reply,
+                recipients: Vec::new(),
+            }));
+        }
+        match expect {
+            Expect::Greeting => self.on_greeting(reply),
+            Expect::Ehlo => self.on_ehlo(reply),
+            Expect::Helo => self.on_helo(reply),
+            Expect::Reset => self.on_reset(reply),
+            Expect::TxReset => self.on_tx_reply(expect, reply),
+            Expect::Mail | Expect::Rcpt(_) | Expect::Data | Expect::DataEnd => {
+                self.on_tx_reply(expect, reply)
+            }
+            Expect::Quit => {
+                self.state = State::Closed;
+                self.events.push_back(Event::Closed);
+                Ok(())
+            }
+        }
+    }
+
+    /// Called by the driver when the connection ended: any pending
+    /// operation fails.
+    pub fn connection_lost(&mut self) {
+        self.expect.clear();
+        self.transaction = None;
+        self.state = State::Closed;
+    }
+
+    fn check_idle(&self, stage: Stage) -> Result<(), Error> {
+        match self.state {
+            State::Ready => Ok(()),
+            State::Closed => Err(Error::Closed),
+            State::Opening | State::Busy => Err(Error::Protocol {
+                stage,
+                detail: "another operation is under way on this connection".into(),
+            }),
+        }
+    }
+
+    fn push(&mut self, command: Command<'_>, expect: Expect) {
+        let _ = write!(self.output, "{command}");
+        self.expect.push_back(expect);
+    }
+
+    fn fatal(&mut self, error: Error) -> Error {
+        self.connection_lost();
+        error
+    }
+
+    fn mail_params(&self, envelope: &Envelope, message: &[u8]) -> Result<Vec<String>, Error> {
+        let ext = &self.extensions;
+        let mut params = Vec::new();
+        let header_end = find_header_end(message);
+        let needs_utf8 = envelope.needs_smtputf8() || !message[..header_end].is_ascii();
+        let needs_8bit = !message.is_ascii();
+        if needs_utf8 && !ext.smtp_utf8 {
+            return Err(Error::Unsupported {
+                stage: Stage::MailFrom,
+                detail: "the message has non-ASCII addresses or headers, and the server does \
+                         not offer SMTPUTF8"
+                    .into(),
+            });
+        }
+        if needs_8bit && !ext.eight_bit_mime {
+            return Err(Error::Unsupported {
+                stage: Stage::MailFrom,
+                detail: "the message has 8-bit content, and the server does not offer 8BITMIME; \
+                         encode it as quoted-printable or base64"
+                    .into(),
+            });
+        }
+        if ext.size.is_some() {
+            let size = message.len() as u64;
+            if let Some(limit) = ext.size_limit().filter(|&limit| size > limit) {
+                return Err(Error::Unsupported {
+                    stage: Stage::MailFrom,
+                    detail: format!(
+                        "the message has {size} bytes, over the server's SIZE limit of {limit}"
+                    ),
+                });
+            }
+            params.push(format!("SIZE={size}"));
+        }
+        if needs_8bit {
+            params.push("BODY=8BITMIME".into());
+        }
+        if needs_utf8 {
+            params.push("SMTPUTF8".into());
+        }
+        Ok(params)
+    }
+
+    fn on_greeting(&mut self, reply: Reply) -> Result<(), Error> {
+        if reply.code != 220 {
+            return Err(self.unexpected_or_rejected(Stage::Greeting, reply));
+        }
+        let name = self.config.client_name.clone();
+        self.push(Command::Ehlo(&name), Expect::Ehlo);
+        Ok(())
+    }
+
+    fn on_ehlo(&mut self, reply: Reply) -> Result<(), Error> {
+        if reply.is_positive() {
+            self.extensions = Extensions::from_ehlo(&reply);
+            self.opened();
+            return Ok(());
+        }
+        if reply.is_permanent_negative() {
+            // A server that does not know EHLO (RFC 5321 3.2).
+            let name = self.config.client_name.clone();
+            self.push(Command::Helo(&name), Expect::Helo);
+            return Ok(());
+        }
+        Err(self.unexpected_or_rejected(Stage::Hello, reply))
+    }
+
+    fn on_helo(&mut self, reply: Reply) -> Result<(), Error> {
+        if reply.is_positive() {
+            self.extensions = Extensions::default();
+            self.opened();
+            return Ok(());
+        }
+        Err(self.unexpected_or_rejected(Stage::Hello, reply))
+    }
+
+    fn opened(&mut self) {
+        self.state = State::Ready;
+        self.events.push_back(Event::Ready);
+    }
+
+    fn on_reset(&mut self, reply: Reply) -> Result<(), Error> {
+        self.state = State::Ready;
+        if reply.is_positive() {
+            self.needs_reset = false;
+            self.events.push_back(Event::ResetDone);
+            return Ok(());
+        }
+        if reply.is_intermediate() {
+            return Err(self.unexpected(Stage::Reset, &reply));
+        }
+        self.events.push_back(Event::Failed(Error::Rejected {
+            stage: Stage::Reset,
+            reply,
+            recipients: Vec::new(),
+        }));
+        Ok(())
+    }
+
+    fn on_tx_reply(&mut self, expect: Expect, reply: Reply) -> Result<(), Error> {
+        let stage = expect.stage();
+        let refused = reply.code >= 400;
+        // DATA is answered by 354 or a refusal; every other command by 2xx
+        // or a refusal.
+        let fitting = refused || reply.is_intermediate() == (expect == Expect::Data);
+        if !fitting {
+            return Err(self.unexpected(stage, &reply));
+        }
+        let pipelining = self.extensions.pipelining;
+        let Some(tx) = self.transaction.as_mut() else {
+            return Err(self.unexpected(stage, &reply));
+        };
+        let rejection = |reply: Reply| Error::Rejected {
+            stage,
+            reply,
+            recipients: Vec::new(),
+        };
+        match expect {
+            Expect::TxReset => {
+                if refused {
+                    tx.fail(rejection(reply));
+                }
+                return Ok(());
+            }
+            Expect::Mail => {
+                if refused {
+                    tx.fail(rejection(reply));
+                    if !pipelining {
+                        return self.finish_failed();
+                    }
+                } else if !pipelining {
+                    let first = tx.envelope.forward_paths()[0].clone();
+                    self.push(Command::Rcpt(&first), Expect::Rcpt(0));
+                }
+            }
+            Expect::Rcpt(i) => {
+                if let Some(slot) = tx.replies.get_mut(i) {
+                    *slot = Some(reply);
+                }
+                if !pipelining {
+                    let next = tx.envelope.forward_paths().get(i + 1).cloned();
+                    let accepted = tx.any_accepted();
+                    match next {
+                        Some(address) => self.push(Command::Rcpt(&address), Expect::Rcpt(i + 1)),
+                        None if accepted => self.push(Command::Data, Expect::Data),
+                        None => return self.finish_failed(),
+                    }
+                }
+            }
+            Expect::Data => {
+                if refused {
+                    tx.fail(rejection(reply));
+                    return self.finish_failed();
+                }
+                if tx.failure.is_some() || !tx.any_accepted() {
+                    // RFC 2920 3.1: end the unwanted content at once.
+                    tx.aborted = true;
+                    self.output.extend_from_slice(b".\r\n");
+                } else {
+                    let data = std::mem::take(&mut tx.data);
+                    self.output.extend_from_slice(&data);
+                }
+                self.expect.push_back(Expect::DataEnd);
+            }
+            Expect::DataEnd => {
+                if tx.aborted {
+                    return self.finish_failed();
+                }
+                if refused {
+                    let recipients = tx.outcomes(false);
+                    tx.fail(Error::Rejected {
+                        stage,
+                        reply,
+                        recipients,
+                    });
+                    return self.finish_failed();
+                }
+                let recipients = tx.outcomes(true);
+                self.transaction = None;
+                self.state = State::Ready;
+                self.events.push_back(Event::Delivered(Delivery {
+                    recipients,
+                    final_reply: reply,
+                }));
+            }
+            Expect::Greeting | Expect::Ehlo | Expect::Helo | Expect::Reset | Expect::Quit => {
+                return Err(self.unexpected(stage, &reply))
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends a transaction that did not deliver, once every reply of its
+    /// flight was read.
+    fn finish_failed(&mut self) -> Result<(), Error> {
+        if !self.expect.is_empty() {
+            // Pipelined replies still due: they are read before the error
+            // is reported, and the last one lands here again.
+            return Ok(());
+        }
+        let Some(mut tx) = self.transaction.take() else {
+            return Ok(());
+        };
+        self.state = State::Ready;
+        self.events.push_back(Event::Failed(tx.error()));
+        Ok(())
+    }
+
+    fn unexpected(&mut self, stage: Stage, reply: &Reply) -> Error {
+        self.fatal(Error::Protocol {
+            stage,
+            detail: format!("unexpected reply: {}", reply.one_line()),
+        })
+    }
+
+    fn unexpected_or_rejected(&mut self, stage: Stage, reply: Reply) -> Error {
+        if reply.is_positive() || reply.is_intermediate() {
+            return self.unexpected(stage, &reply);
+        }
+        self.fatal(Error::Rejected {
+            stage,
+            reply,
+            recipients: Vec::new(),
+        })
+    }
+}
+
+/// The length of the header section, up to the first empty line; the whole
+/// message when there is none.
+fn find_header_end(message: &[u8]) -> usize {
+    let mut line_start = 0;
+    for (i, &b) in message.iter().enumerate() {
+        if b == b'\n' {
+            let line = &message[line_start..i];
+            if line.is_empty() || line == b"\r" {
+                return line_start;
+            }
+            line_start = i + 1;
+        }
+    }
+    message.len()
+}

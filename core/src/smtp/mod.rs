@@ -1,0 +1,42 @@
+//! A sans-I/O SMTP client (RFC 5321 with PIPELINING, SIZE, 8BITMIME and
+//! SMTPUTF8).
+//!
+//! [`Client`] does no I/O and reads no clock. The driver that owns the
+//! connection writes what [`Client::take_output`] hands out (in one write:
+//! each flight of commands is coalesced), reads replies with a
+//! [`reply::ReplyParser`] while [`Client::wait`] says a reply is due (and
+//! which time limit applies), passes each to [`Client::handle_reply`], and
+//! takes the outcome of each operation from [`Client::poll_event`].
+
+pub mod client;
+pub mod command;
+pub mod data;
+pub mod envelope;
+pub mod extensions;
+pub mod reply;
+
+pub use client::{Client, ClientConfig, Event, Wait};
+pub use envelope::Envelope;
+pub use extensions::Extensions;
+
+use reply::Reply;
+
+/// What happened to one recipient of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientOutcome {
+    /// The forward path, as given.
+    pub address: String,
+    /// True when the server accepted the recipient and then the message.
+    pub accepted: bool,
+    /// The server's reply to this recipient's RCPT command.
+    pub reply: Reply,
+}
+
+/// A transaction the server accepted for at least one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// One outcome per forward path, in envelope order.
+    pub recipients: Vec<RecipientOutcome>,
+    /// The reply to the end of the data.
+    pub final_reply: Reply,
+}
