@@ -216,6 +216,11 @@ impl Client {
         }
     }
 
+    /// The step the next due reply answers, for error messages.
+    pub fn pending_stage(&self) -> Option<Stage> {
+        self.expect.front().map(|e| e.stage())
+    }
+
     /// The next outcome of an operation, once all its replies were read.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()

@@ -1,0 +1,214 @@
+//! The I/O driver: runs a [`Client`] over a byte stream.
+//!
+//! The stream is any `Read + Write` with settable time limits ([`Timed`]):
+//! a TCP stream today, a TLS stream over it later. Each flight of bytes
+//! the client hands out goes out in one write (WASI 0.2 cannot set
+//! TCP_NODELAY; two small writes before a read stall on Nagle and delayed
+//! ACK). Each reply is read under a deadline: a server that stays silent,
+//! or drips bytes, ends the operation with a timeout.
+
+pub mod net;
+
+use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
+
+use smtp_mailer_core::smtp::reply::ReplyParser;
+use smtp_mailer_core::smtp::{Client, Event, Wait};
+use smtp_mailer_core::Stage;
+
+use crate::convert::{self, NetworkFailure};
+use crate::smtp_mailer_mailer_types as wit;
+
+/// A stream whose reads and writes can be bounded in time.
+pub trait Timed: Read + Write {
+    /// Bounds the next reads; `None` waits forever.
+    fn set_read_limit(&self, limit: Option<Duration>) -> io::Result<()>;
+    /// Bounds the next writes; `None` waits forever.
+    fn set_write_limit(&self, limit: Option<Duration>) -> io::Result<()>;
+}
+
+/// Time limits of a connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Establishing the connection.
+    pub connect: Duration,
+    /// Each command's reply.
+    pub command: Duration,
+    /// Writing the content and its final reply.
+    pub data: Duration,
+}
+
+impl Limits {
+    /// 10 s to connect, 60 s per command, 120 s for the data.
+    pub const DEFAULT: Limits = Limits {
+        connect: Duration::from_secs(10),
+        command: Duration::from_secs(60),
+        data: Duration::from_secs(120),
+    };
+}
+
+/// The size of one read from the stream.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// A client and its stream.
+pub struct Driver<S> {
+    stream: S,
+    client: Client,
+    parser: ReplyParser,
+    /// Bytes read but not parsed yet (pipelined replies arrive together).
+    input: Vec<u8>,
+    limits: Limits,
+}
+
+impl<S: Timed> Driver<S> {
+    /// A driver for a fresh connection; nothing is read yet.
+    pub fn new(stream: S, client: Client, limits: Limits) -> Self {
+        Driver {
+            stream,
+            client,
+            parser: ReplyParser::new(),
+            input: Vec::with_capacity(READ_CHUNK),
+            limits,
+        }
+    }
+
+    /// The client, to start operations.
+    pub fn client(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    /// Writes and reads until the current operation's event. Any error
+    /// leaves the connection unusable: the client is closed.
+    pub fn run(&mut self) -> Result<Event, wit::Error> {
+        let result = self.run_inner();
+        if result.is_err() {
+            self.client.connection_lost();
+        }
+        result
+    }
+
+    fn run_inner(&mut self) -> Result<Event, wit::Error> {
+        loop {
+            let output = self.client.take_output();
+            if !output.is_empty() {
+                self.write_flight(&output)?;
+            }
+            if let Some(event) = self.client.poll_event() {
+                return Ok(event);
+            }
+            let Some(wait) = self.client.wait() else {
+                return Err(convert::core_error(smtp_mailer_core::Error::Closed));
+            };
+            let stage = self.client.pending_stage().unwrap_or(Stage::Connect);
+            let limit = match wait {
+                Wait::Command => self.limits.command,
+                Wait::Data => self.limits.data,
+            };
+            let reply = self.read_reply(stage, limit)?;
+            self.client
+                .handle_reply(reply)
+                .map_err(convert::core_error)?;
+        }
+    }
+
+    fn write_flight(&mut self, bytes: &[u8]) -> Result<(), wit::Error> {
+        let stage = self.client.pending_stage().unwrap_or(Stage::Connect);
+        let limit = if bytes.len() > 64 * 1024 {
+            self.limits.data
+        } else {
+            self.limits.command
+        };
+        let result = self
+            .stream
+            .set_write_limit(Some(limit))
+            .and_then(|()| self.stream.write_all(bytes))
+            .and_then(|()| self.stream.flush());
+        result.map_err(|e| io_error(e, stage, limit, "sending"))
+    }
+
+    /// Reads one reply; the whole reply must arrive within `limit`.
+    fn read_reply(
+        &mut self,
+        stage: Stage,
+        limit: Duration,
+    ) -> Result<smtp_mailer_core::smtp::reply::Reply, wit::Error> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if !self.input.is_empty() {
+                let (used, reply) = self
+                    .parser
+                    .feed(&self.input)
+                    .map_err(|e| protocol(stage, e.to_string()))?;
+                self.input.drain(..used);
+                if let Some(reply) = reply {
+                    return Ok(reply);
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(timeout(stage, limit));
+            }
+            let start = self.input.len();
+            self.input.resize(start + READ_CHUNK, 0);
+            let read = self
+                .stream
+                .set_read_limit(Some(left))
+                .and_then(|()| self.stream.read(&mut self.input[start..]));
+            let read = match read {
+                Ok(n) => n,
+                Err(e) => {
+                    self.input.truncate(start);
+                    return Err(io_error(e, stage, limit, "waiting for the reply"));
+                }
+            };
+            self.input.truncate(start + read);
+            if read == 0 {
+                return Err(convert::network(
+                    NetworkFailure::Connection,
+                    convert::stage(stage),
+                    format!(
+                        "the server closed the connection while the client waited for the \
+                         reply to {}",
+                        stage.describe()
+                    ),
+                ));
+            }
+        }
+    }
+
+    /// Says QUIT and waits briefly for the goodbye; errors are ignored, the
+    /// connection is dropped either way.
+    pub fn quit(mut self) {
+        if self.client.quit().is_ok() {
+            self.limits.command = self.limits.command.min(Duration::from_secs(5));
+            let _ = self.run();
+        }
+    }
+}
+
+fn protocol(stage: Stage, detail: String) -> wit::Error {
+    convert::core_error(smtp_mailer_core::Error::Protocol { stage, detail })
+}
+
+fn timeout(stage: Stage, limit: Duration) -> wit::Error {
+    convert::network(
+        NetworkFailure::Timeout,
+        convert::stage(stage),
+        format!(
+            "no complete reply to {} within {} ms",
+            stage.describe(),
+            limit.as_millis()
+        ),
+    )
+}
+
+fn io_error(e: io::Error, stage: Stage, limit: Duration, doing: &str) -> wit::Error {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => timeout(stage, limit),
+        _ => convert::network(
+            NetworkFailure::Connection,
+            convert::stage(stage),
+            format!("connection lost while {doing} ({}): {e}", stage.describe()),
+        ),
+    }
+}

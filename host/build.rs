@@ -1,0 +1,45 @@
+//! Compiles the guest component with plain `cargo build --target
+//! wasm32-wasip2 --release` and hands its path to the crate, which embeds
+//! it: one `cargo build` builds the host and the component it runs.
+
+use std::env;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let root = manifest_dir.parent().expect("host/ sits in the workspace").to_path_buf();
+    for watched in ["guest", "core", "wit", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    }
+    println!("cargo:rerun-if-env-changed=SMTP_MAILER_GUEST_PROFILE");
+
+    // A target directory of its own: the outer cargo holds a lock on its own.
+    let target_dir = root.join("target").join("guest");
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(&root)
+        .args(["build", "--package", "smtp-mailer-guest", "--target", "wasm32-wasip2", "--release"])
+        .arg("--target-dir")
+        .arg(&target_dir);
+    if env::var_os("CARGO_NET_OFFLINE").is_some() {
+        command.arg("--offline");
+    }
+    // Flags meant for the host's own target must not reach the guest.
+    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR",
+        "RUSTC_WORKSPACE_WRAPPER", "CARGO_MAKEFLAGS", "MAKEFLAGS", "MFLAGS"]
+    {
+        command.env_remove(var);
+    }
+    let status = command.status().expect("cannot run cargo to build the guest component");
+    if !status.success() {
+        panic!(
+            "building the guest component failed (see above). If the wasm32-wasip2 target is \
+             missing, install it with: rustup target add wasm32-wasip2"
+        );
+    }
+    let wasm = target_dir.join("wasm32-wasip2/release/smtp_mailer_guest.wasm");
+    assert!(wasm.exists(), "the guest build left no {}", wasm.display());
+    println!("cargo:rustc-env=SMTP_MAILER_COMPONENT_PATH={}", wasm.display());
+}

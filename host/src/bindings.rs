@@ -1,0 +1,214 @@
+//! The wasmtime bindings of the `mailer` world, and their conversions to and
+//! from the typed API of [`crate::types`] and [`crate::error`].
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "mailer",
+    with: {
+        "wasi:io/streams": wasmtime_wasi::p2::bindings::sync::io::streams,
+    },
+});
+
+use exports::smtp_mailer::mailer::types as wit;
+
+use crate::error::{Error, ErrorKind, Failure, Rejection, Stage};
+use crate::types::{
+    Attachment, Credentials, Envelope, Header, Mailbox, Message, RecipientOutcome, Reply, Secret,
+    Security, SendReport, Server,
+};
+
+fn millis(d: std::time::Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX).max(1)
+}
+
+impl From<&Mailbox> for wit::Mailbox {
+    fn from(m: &Mailbox) -> Self {
+        wit::Mailbox {
+            name: m.name.clone(),
+            address: m.address.clone(),
+        }
+    }
+}
+
+fn mailboxes(list: &[Mailbox]) -> Vec<wit::Mailbox> {
+    list.iter().map(wit::Mailbox::from).collect()
+}
+
+impl From<&Attachment> for wit::Attachment {
+    fn from(a: &Attachment) -> Self {
+        wit::Attachment {
+            filename: a.filename.clone(),
+            content_type: a.content_type.clone(),
+            content: wit::Content::Bytes(a.content.clone()),
+            content_id: a.content_id.clone(),
+        }
+    }
+}
+
+impl From<&Header> for wit::Header {
+    fn from(h: &Header) -> Self {
+        wit::Header {
+            name: h.name.clone(),
+            value: h.value.clone(),
+        }
+    }
+}
+
+impl From<&Message> for wit::Message {
+    fn from(m: &Message) -> Self {
+        wit::Message {
+            from: (&m.from).into(),
+            reply_to: mailboxes(&m.reply_to),
+            to: mailboxes(&m.to),
+            cc: mailboxes(&m.cc),
+            bcc: mailboxes(&m.bcc),
+            subject: m.subject.clone(),
+            text: m.text.clone(),
+            html: m.html.clone(),
+            attachments: m.attachments.iter().map(Into::into).collect(),
+            headers: m.headers.iter().map(Into::into).collect(),
+            message_id: m.message_id.clone(),
+            date: m.date,
+            dkim: None,
+        }
+    }
+}
+
+impl From<&Envelope> for wit::Envelope {
+    fn from(e: &Envelope) -> Self {
+        wit::Envelope {
+            reverse_path: e.reverse_path.clone(),
+            forward_paths: e.forward_paths.clone(),
+        }
+    }
+}
+
+impl From<Security> for wit::Security {
+    fn from(s: Security) -> Self {
+        match s {
+            Security::ImplicitTls => wit::Security::ImplicitTls,
+            Security::StarttlsRequired => wit::Security::StarttlsRequired,
+            Security::StarttlsOpportunistic => wit::Security::StarttlsOpportunistic,
+            Security::PlaintextInsecure => wit::Security::PlaintextInsecure,
+        }
+    }
+}
+
+impl From<&Credentials> for wit::Credentials {
+    fn from(c: &Credentials) -> Self {
+        wit::Credentials {
+            user: c.user.clone(),
+            secret: match &c.secret {
+                Secret::Password(p) => wit::Secret::Password(p.clone()),
+                Secret::OAuth2Token(t) => wit::Secret::Oauth2Token(t.clone()),
+            },
+            mechanism: c.mechanism.clone(),
+        }
+    }
+}
+
+/// The WIT settings for `server`, connecting to `connect_address` (the
+/// address the sandbox allows).
+pub(crate) fn server(server: &Server, connect_address: Option<String>) -> wit::Server {
+    wit::Server {
+        host: server.host.clone(),
+        connect_address,
+        port: server.port,
+        security: server.security.into(),
+        credentials: server.credentials.as_ref().map(Into::into),
+        timeouts: Some(wit::Timeouts {
+            connect_ms: millis(server.timeouts.connect),
+            command_ms: millis(server.timeouts.command),
+            data_ms: millis(server.timeouts.data),
+        }),
+        client_name: server.client_name.clone(),
+        ca_pem: server.ca_pem.clone(),
+    }
+}
+
+impl From<wit::Reply> for Reply {
+    fn from(r: wit::Reply) -> Self {
+        Reply {
+            code: r.code,
+            enhanced_code: r.enhanced_code,
+            text: r.text,
+        }
+    }
+}
+
+impl From<wit::RecipientOutcome> for RecipientOutcome {
+    fn from(o: wit::RecipientOutcome) -> Self {
+        RecipientOutcome {
+            address: o.address,
+            accepted: o.accepted,
+            reply: o.reply.into(),
+        }
+    }
+}
+
+impl From<wit::SendReport> for SendReport {
+    fn from(r: wit::SendReport) -> Self {
+        SendReport {
+            message_id: r.message_id,
+            recipients: r.recipients.into_iter().map(Into::into).collect(),
+            final_reply: r.final_reply.into(),
+        }
+    }
+}
+
+impl From<wit::Stage> for Stage {
+    fn from(s: wit::Stage) -> Self {
+        match s {
+            wit::Stage::Connect => Stage::Connect,
+            wit::Stage::Greeting => Stage::Greeting,
+            wit::Stage::Hello => Stage::Hello,
+            wit::Stage::Tls => Stage::Tls,
+            wit::Stage::Auth => Stage::Auth,
+            wit::Stage::MailFrom => Stage::MailFrom,
+            wit::Stage::RcptTo => Stage::RcptTo,
+            wit::Stage::Data => Stage::Data,
+            wit::Stage::DataEnd => Stage::DataEnd,
+            wit::Stage::Reset => Stage::Reset,
+            wit::Stage::Quit => Stage::Quit,
+        }
+    }
+}
+
+fn failure(f: wit::Failure) -> Failure {
+    Failure {
+        stage: f.stage.into(),
+        detail: f.detail,
+    }
+}
+
+fn rejection(r: wit::Rejection) -> Rejection {
+    Rejection {
+        stage: r.stage.into(),
+        reply: r.reply.into(),
+        recipients: r.recipients.into_iter().map(Into::into).collect(),
+    }
+}
+
+impl From<wit::Error> for Error {
+    fn from(e: wit::Error) -> Self {
+        let kind = match e.code {
+            wit::ErrorCode::InvalidInput(f) => ErrorKind::InvalidInput {
+                field: f.field,
+                reason: f.reason,
+            },
+            wit::ErrorCode::Dns(f) => ErrorKind::Dns(failure(f)),
+            wit::ErrorCode::Connection(f) => ErrorKind::Connection(failure(f)),
+            wit::ErrorCode::Timeout(f) => ErrorKind::Timeout(failure(f)),
+            wit::ErrorCode::Protocol(f) => ErrorKind::Protocol(failure(f)),
+            wit::ErrorCode::Rejected(r) => ErrorKind::Rejected(rejection(r)),
+            wit::ErrorCode::Tls(f) => ErrorKind::Tls(failure(f)),
+            wit::ErrorCode::Authentication(r) => ErrorKind::Authentication(rejection(r)),
+            wit::ErrorCode::Unsupported(f) => ErrorKind::Unsupported(failure(f)),
+        };
+        Error {
+            kind,
+            transient: e.retry == wit::Retry::Transient,
+            message: e.message,
+        }
+    }
+}

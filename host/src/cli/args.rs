@@ -1,0 +1,144 @@
+//! The command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Send email through the SmtpMailer WebAssembly component, sandboxed.
+///
+/// With no --server and no SMTP_URL, messages go to an embedded capture
+/// server on loopback, which shows what arrived.
+#[derive(Debug, Parser)]
+#[command(name = "smtp-mailer", version)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build a message and send it.
+    Send(SendArgs),
+    /// Build a message and print it without sending.
+    Build(BuildArgs),
+    /// Run the capture server alone, storing each message it receives.
+    Capture(CaptureArgs),
+}
+
+/// Options of `send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The server: smtp://[user[:pass]@]host[:port][?security=MODE], or
+    /// smtps:// for implicit TLS. Without it (and without SMTP_URL), the
+    /// embedded capture server receives the message.
+    #[arg(long, env = "SMTP_URL", hide_env_values = true)]
+    pub server: Option<String>,
+    /// The security mode: implicit-tls, starttls-required (the default for
+    /// smtp://), starttls-opportunistic or plaintext-insecure.
+    #[arg(long)]
+    pub security: Option<String>,
+    /// The password, when the URL names a user without one.
+    #[arg(long = "password-env-only", env = "SMTP_PASSWORD", hide = true, hide_env_values = true)]
+    pub password: Option<String>,
+    /// Connect to this IP address instead of resolving the host.
+    #[arg(long)]
+    pub connect_address: Option<String>,
+    /// The name to give in EHLO (default: localhost).
+    #[arg(long)]
+    pub client_name: Option<String>,
+    /// Seconds to wait for each reply (and 2x for the data).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// The receipt's format.
+    #[arg(long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+    /// The message.
+    #[command(flatten)]
+    pub message: MessageArgs,
+    /// Run another build of the component.
+    #[arg(long, value_name = "WASM")]
+    pub component: Option<PathBuf>,
+}
+
+/// Options of `build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The message.
+    #[command(flatten)]
+    pub message: MessageArgs,
+    /// Run another build of the component.
+    #[arg(long, value_name = "WASM")]
+    pub component: Option<PathBuf>,
+}
+
+/// The message, from flags or from JSON.
+#[derive(Debug, Args)]
+pub struct MessageArgs {
+    /// A message in JSON with nodemailer's field names, from a file or - for
+    /// standard input. Flags given as well add to it.
+    #[arg(long, value_name = "FILE|-")]
+    pub json: Option<String>,
+    /// The author: "Name <address>" or an address.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// A recipient (repeatable; commas separate too).
+    #[arg(long)]
+    pub to: Vec<String>,
+    /// A copied recipient (repeatable).
+    #[arg(long)]
+    pub cc: Vec<String>,
+    /// A blind-copied recipient (repeatable): envelope only.
+    #[arg(long)]
+    pub bcc: Vec<String>,
+    /// Where replies go (repeatable).
+    #[arg(long)]
+    pub reply_to: Vec<String>,
+    /// The subject.
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// The plain-text body.
+    #[arg(long, conflicts_with = "text_file")]
+    pub text: Option<String>,
+    /// The plain-text body, from a file.
+    #[arg(long, value_name = "PATH")]
+    pub text_file: Option<PathBuf>,
+    /// The HTML body.
+    #[arg(long, conflicts_with = "html_file")]
+    pub html: Option<String>,
+    /// The HTML body, from a file.
+    #[arg(long, value_name = "PATH")]
+    pub html_file: Option<PathBuf>,
+    /// A file to attach (repeatable). PATH=CID attaches it inline, for
+    /// <img src="cid:CID"> in the HTML body.
+    #[arg(long, value_name = "PATH[=CID]")]
+    pub attach: Vec<String>,
+    /// An extra header, 'Name: value' (repeatable).
+    #[arg(long, value_name = "NAME: VALUE")]
+    pub header: Vec<String>,
+    /// The Message-ID, without angle brackets (generated when absent).
+    #[arg(long)]
+    pub message_id: Option<String>,
+}
+
+/// Options of `capture`.
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    /// Where to store each message (<id>.eml and <id>.json).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:2525")]
+    pub listen: SocketAddr,
+}
+
+/// Receipt formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// For people.
+    Human,
+    /// One JSON object.
+    Json,
+}

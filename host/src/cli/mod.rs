@@ -1,0 +1,8 @@
+//! The `smtp-mailer` command line, over the host library.
+
+pub mod args;
+pub mod json;
+pub mod mailbox;
+pub mod message;
+pub mod output;
+pub mod url;

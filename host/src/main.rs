@@ -1,0 +1,175 @@
+//! `smtp-mailer`: send email from a shell or a job, through the sandboxed
+//! mailer component.
+
+mod cli;
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use smtp_mailer_capture::{CaptureOptions, CaptureServer};
+use smtp_mailer_host::{Credentials, Mailer, Secret, Server};
+
+use cli::args::{BuildArgs, CaptureArgs, Cli, Command, Output, SendArgs};
+use cli::message::message_from_args;
+use cli::output::{error_code, exit_code, print_receipt, EXIT_INVALID, EXIT_OK, EXIT_PERMANENT};
+use cli::url::{parse_security, parse_server_url};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Send(args) => send(args),
+        Command::Build(args) => build(args),
+        Command::Capture(args) => capture(args),
+    };
+    ExitCode::from(code)
+}
+
+/// Reports bad input in one line.
+fn invalid(reason: impl std::fmt::Display) -> u8 {
+    eprintln!("error: {reason}");
+    EXIT_INVALID
+}
+
+fn mailer(component: Option<&std::path::Path>) -> Result<Mailer, u8> {
+    let builder = Mailer::builder();
+    let builder = match component {
+        Some(path) => builder.component_file(path).map_err(|e| {
+            eprintln!("error: {e}");
+            EXIT_PERMANENT
+        })?,
+        None => builder,
+    };
+    builder.build().map_err(|e| {
+        eprintln!("error: {e}");
+        EXIT_PERMANENT
+    })
+}
+
+fn send(args: SendArgs) -> u8 {
+    let message = match message_from_args(&args.message) {
+        Ok(m) => m,
+        Err(e) => return invalid(e),
+    };
+    let mailer = match mailer(args.component.as_deref()) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    let Some(url) = &args.server else {
+        return send_to_embedded_capture(&mailer, &message, args.output);
+    };
+    let server = match server_from_args(url, &args) {
+        Ok(s) => s,
+        Err(e) => return invalid(e),
+    };
+    let shown = format!("{}:{}", server.host, server.port);
+    let result = mailer.send(&server, &message);
+    print_receipt(&result, &shown, args.output == Output::Json);
+    exit_code(&result)
+}
+
+fn server_from_args(url: &str, args: &SendArgs) -> Result<Server, String> {
+    let mut server = parse_server_url(url).map_err(|e| format!("--server: {e}"))?;
+    if let Some(mode) = &args.security {
+        server.security = parse_security(mode).map_err(|e| format!("--security: {e}"))?;
+    }
+    if let Some(password) = &args.password {
+        if let Some(Credentials { secret: Secret::Password(p), .. }) = &mut server.credentials {
+            if p.is_empty() {
+                *p = password.clone();
+            }
+        }
+    }
+    server.connect_address = args.connect_address.clone();
+    server.client_name = args.client_name.clone();
+    if let Some(seconds) = args.timeout {
+        let each = Duration::from_secs(seconds.max(1));
+        server.timeouts.command = each;
+        server.timeouts.data = each * 2;
+    }
+    Ok(server)
+}
+
+/// The embedded default: a capture server on loopback receives the message,
+/// and what arrived is shown.
+fn send_to_embedded_capture(mailer: &Mailer, message: &smtp_mailer_host::Message, output: Output) -> u8 {
+    let capture = match CaptureServer::start(CaptureOptions::default()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: cannot start the embedded capture server: {e}");
+            return EXIT_PERMANENT;
+        }
+    };
+    let address = capture.local_addr();
+    let server = Server::new(address.ip().to_string(), address.port()).plaintext_insecure();
+    let shown = format!("the embedded capture server ({address})");
+    let result = mailer.send(&server, message);
+    print_receipt(&result, &shown, output == Output::Json);
+    if result.is_ok() && output == Output::Human {
+        for captured in capture.wait_for(1, Duration::from_secs(5)) {
+            println!("\nNo --server or SMTP_URL given, so the embedded capture server received it:");
+            println!("MAIL FROM:<{}>", captured.mail_from);
+            for rcpt in &captured.rcpt_to {
+                println!("RCPT TO:<{rcpt}>");
+            }
+            println!("---- {} bytes ----", captured.data.len());
+            let _ = std::io::stdout().write_all(&captured.data);
+            println!("---- end ----");
+        }
+    }
+    capture.shutdown();
+    exit_code(&result)
+}
+
+fn build(args: BuildArgs) -> u8 {
+    let message = match message_from_args(&args.message) {
+        Ok(m) => m,
+        Err(e) => return invalid(e),
+    };
+    let mailer = match mailer(args.component.as_deref()) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    match mailer.build_message(&message) {
+        Ok(bytes) => {
+            let _ = std::io::stdout().write_all(&bytes);
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            error_code(&e)
+        }
+    }
+}
+
+fn capture(args: CaptureArgs) -> u8 {
+    let options = CaptureOptions::default()
+        .listen(args.listen)
+        .dir(&args.dir)
+        .on_message(|m| {
+            println!(
+                "#{} from <{}> to {} ({} bytes)",
+                m.id,
+                m.mail_from,
+                m.rcpt_to.iter().map(|r| format!("<{r}>")).collect::<Vec<_>>().join(", "),
+                m.data.len()
+            );
+        });
+    match CaptureServer::start(options) {
+        Ok(server) => {
+            println!(
+                "capturing on {} into {} (Ctrl-C to stop)",
+                server.local_addr(),
+                args.dir.display()
+            );
+            loop {
+                std::thread::park();
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_PERMANENT
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! [`Session`]: one SMTP connection inside one store, for many messages.
+
+use wasmtime::component::ResourceAny;
+use wasmtime::Store;
+
+use crate::bindings::exports::smtp_mailer::mailer::types as wit;
+use crate::bindings::Mailer as Instance;
+use crate::ctx::MailerCtx;
+use crate::error::Error;
+use crate::mailer::finish;
+use crate::types::{Envelope, Message, SendReport};
+
+/// An open SMTP connection that carries messages one after the other.
+///
+/// Any failure that leaves the connection in an unknown state closes it;
+/// later calls then fail with a connection error, and a new session is
+/// needed. Dropping the session closes the connection without QUIT.
+pub struct Session {
+    store: Store<MailerCtx>,
+    instance: Instance,
+    handle: Option<ResourceAny>,
+    deadline_ticks: u64,
+}
+
+impl Session {
+    pub(crate) fn open(
+        mut store: Store<MailerCtx>,
+        instance: Instance,
+        server: &wit::Server,
+        deadline_ticks: u64,
+    ) -> Result<Session, Error> {
+        let call = instance
+            .smtp_mailer_mailer_sessions()
+            .session()
+            .call_open(&mut store, server);
+        let handle = finish(call)?;
+        Ok(Session {
+            store,
+            instance,
+            handle: Some(handle),
+            deadline_ticks,
+        })
+    }
+
+    fn handle(&mut self) -> Result<ResourceAny, Error> {
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        self.handle
+            .ok_or_else(|| Error::runtime("the session was stopped by an earlier failure"))
+    }
+
+    /// Forgets the guest's state after a trap: the instance is unusable.
+    fn check<T>(&mut self, result: Result<T, Error>) -> Result<T, Error> {
+        if let Err(Error { kind: crate::error::ErrorKind::Runtime { .. }, .. }) = &result {
+            self.handle = None;
+        }
+        result
+    }
+
+    /// Sends a message over this connection.
+    pub fn send(&mut self, message: &Message) -> Result<SendReport, Error> {
+        let handle = self.handle()?;
+        let call = self
+            .instance
+            .smtp_mailer_mailer_sessions()
+            .session()
+            .call_send(&mut self.store, handle, &message.into());
+        let result = finish(call).map(Into::into);
+        self.check(result)
+    }
+
+    /// Sends raw bytes over this connection.
+    pub fn send_raw(&mut self, envelope: &Envelope, data: &[u8]) -> Result<SendReport, Error> {
+        let handle = self.handle()?;
+        let call = self.instance.smtp_mailer_mailer_sessions().session().call_send_raw(
+            &mut self.store,
+            handle,
+            &envelope.into(),
+            data,
+        );
+        let result = finish(call).map(Into::into);
+        self.check(result)
+    }
+
+    /// Resets the server's transaction state (RSET).
+    pub fn reset(&mut self) -> Result<(), Error> {
+        let handle = self.handle()?;
+        let call = self
+            .instance
+            .smtp_mailer_mailer_sessions()
+            .session()
+            .call_reset(&mut self.store, handle);
+        let result = finish(call);
+        self.check(result)
+    }
+
+    /// Says QUIT and closes the connection.
+    pub fn close(mut self) -> Result<(), Error> {
+        let handle = self.handle()?;
+        let call = self
+            .instance
+            .smtp_mailer_mailer_sessions()
+            .session()
+            .call_close(&mut self.store, handle);
+        finish(call)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.resource_drop(&mut self.store);
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! The typed Rust API of the mailer: the WIT types of `wit/types.wit`, as
+//! plain Rust values. Secrets print as `<redacted>` in `Debug`.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// An address with an optional display name.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Mailbox {
+    /// The display name, or none.
+    pub name: Option<String>,
+    /// The address, `local-part@domain`.
+    pub address: String,
+}
+
+impl Mailbox {
+    /// A mailbox without a display name.
+    pub fn new(address: impl Into<String>) -> Self {
+        Mailbox {
+            name: None,
+            address: address.into(),
+        }
+    }
+
+    /// A mailbox with a display name.
+    pub fn named(name: impl Into<String>, address: impl Into<String>) -> Self {
+        Mailbox {
+            name: Some(name.into()),
+            address: address.into(),
+        }
+    }
+}
+
+/// A file carried by a message; inline (for `cid:` references from the
+/// HTML body) when `content_id` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Attachment {
+    /// The file name shown to the reader.
+    pub filename: String,
+    /// The MIME type, such as `application/pdf`.
+    pub content_type: String,
+    /// The file's bytes.
+    pub content: Vec<u8>,
+    /// The Content-ID, without angle brackets.
+    pub content_id: Option<String>,
+}
+
+/// A header the message has no field for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Header {
+    /// The name, such as `X-Campaign`.
+    pub name: String,
+    /// The unfolded value.
+    pub value: String,
+}
+
+/// A message to build and send. Bcc goes into the envelope only.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Message {
+    /// The author.
+    pub from: Mailbox,
+    /// Where replies go.
+    pub reply_to: Vec<Mailbox>,
+    /// Primary recipients.
+    pub to: Vec<Mailbox>,
+    /// Copied recipients.
+    pub cc: Vec<Mailbox>,
+    /// Blind-copied recipients.
+    pub bcc: Vec<Mailbox>,
+    /// The subject.
+    pub subject: String,
+    /// The plain-text body.
+    pub text: Option<String>,
+    /// The HTML body.
+    pub html: Option<String>,
+    /// Attachments and inline parts.
+    pub attachments: Vec<Attachment>,
+    /// Extra headers.
+    pub headers: Vec<Header>,
+    /// The Message-ID without brackets; generated when none.
+    pub message_id: Option<String>,
+    /// The Date in seconds since the Unix epoch; the send time when none.
+    pub date: Option<i64>,
+}
+
+/// The envelope of a raw send.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Envelope {
+    /// MAIL FROM; empty for the null path `<>`.
+    pub reverse_path: String,
+    /// RCPT TO, at least one.
+    pub forward_paths: Vec<String>,
+}
+
+/// How the connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Security {
+    /// TLS from the first byte (port 465).
+    ImplicitTls,
+    /// STARTTLS, or fail.
+    StarttlsRequired,
+    /// STARTTLS when offered; an active attacker can strip it.
+    StarttlsOpportunistic,
+    /// No TLS: everything crosses the network in clear.
+    PlaintextInsecure,
+}
+
+/// A password or token. Its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Secret {
+    /// A password.
+    Password(String),
+    /// An OAuth 2.0 bearer token.
+    OAuth2Token(String),
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Secret::Password(_) => f.write_str("Password(<redacted>)"),
+            Secret::OAuth2Token(_) => f.write_str("OAuth2Token(<redacted>)"),
+        }
+    }
+}
+
+/// Credentials for SMTP AUTH.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The user name.
+    pub user: String,
+    /// The password or token.
+    pub secret: Secret,
+    /// The SASL mechanism, or none for the strongest both sides offer.
+    pub mechanism: Option<String>,
+}
+
+/// Time limits of a send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Establishing the connection.
+    pub connect: Duration,
+    /// Each command's reply.
+    pub command: Duration,
+    /// The content and its final reply.
+    pub data: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            command: Duration::from_secs(60),
+            data: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Where and how to reach the SMTP server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// The host name: for DNS, EHLO's peer and the TLS certificate.
+    pub host: String,
+    /// An IP address to connect to instead of resolving `host`.
+    pub connect_address: Option<String>,
+    /// The TCP port.
+    pub port: u16,
+    /// How the connection is protected.
+    pub security: Security,
+    /// Credentials for AUTH.
+    pub credentials: Option<Credentials>,
+    /// Time limits.
+    pub timeouts: Timeouts,
+    /// The name given in EHLO; `localhost` when none.
+    pub client_name: Option<String>,
+    /// Extra PEM CA certificates to trust.
+    pub ca_pem: Option<String>,
+}
+
+impl Server {
+    /// A server at `host:port` with STARTTLS required and default limits.
+    pub fn new(host: impl Into<String>, port: u16) -> Self {
+        Server {
+            host: host.into(),
+            connect_address: None,
+            port,
+            security: if port == 465 {
+                Security::ImplicitTls
+            } else {
+                Security::StarttlsRequired
+            },
+            credentials: None,
+            timeouts: Timeouts::default(),
+            client_name: None,
+            ca_pem: None,
+        }
+    }
+
+    /// The same server reached in plaintext: for loopback and test servers.
+    pub fn plaintext_insecure(mut self) -> Self {
+        self.security = Security::PlaintextInsecure;
+        self
+    }
+}
+
+/// A reply from the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reply {
+    /// The three-digit code.
+    pub code: u16,
+    /// The enhanced status code, such as `5.1.1`.
+    pub enhanced_code: Option<String>,
+    /// The text of every line, joined with a line feed.
+    pub text: String,
+}
+
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.code)?;
+        if let Some(e) = &self.enhanced_code {
+            write!(f, " {e}")?;
+        }
+        if !self.text.is_empty() {
+            write!(f, " {}", self.text.replace('\n', " "))?;
+        }
+        Ok(())
+    }
+}
+
+/// What happened to one recipient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecipientOutcome {
+    /// The forward path.
+    pub address: String,
+    /// True when the server accepted it, and then the message.
+    pub accepted: bool,
+    /// The reply to its RCPT command.
+    pub reply: Reply,
+}
+
+/// The result of a send accepted for at least one recipient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SendReport {
+    /// The Message-ID, without angle brackets.
+    pub message_id: Option<String>,
+    /// One outcome per recipient, in envelope order.
+    pub recipients: Vec<RecipientOutcome>,
+    /// The reply to the end of the data.
+    pub final_reply: Reply,
+}
+
+impl SendReport {
+    /// True when every recipient was accepted.
+    pub fn all_accepted(&self) -> bool {
+        self.recipients.iter().all(|r| r.accepted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_in_debug() {
+        let server = Server {
+            credentials: Some(Credentials {
+                user: "u".into(),
+                secret: Secret::Password("hunter2".into()),
+                mechanism: None,
+            }),
+            ..Server::new("mx.example", 587)
+        };
+        let shown = format!("{server:?} {:?}", Secret::OAuth2Token("tok-123".into()));
+        assert!(!shown.contains("hunter2") && !shown.contains("tok-123"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+    }
+}
