@@ -1,5 +1,5 @@
 //! Compiles the guest component with plain `cargo build --target
-//! wasm32-wasip2 --release` and hands its path to the crate, which embeds
+//! wasm32-wasip2 --profile component` and hands its path to the crate, which embeds
 //! it: one `cargo build` builds the host and the component it runs.
 
 use std::env;
@@ -20,7 +20,7 @@ fn main() {
     let mut command = Command::new(cargo);
     command
         .current_dir(&root)
-        .args(["build", "--package", "smtp-mailer-guest", "--target", "wasm32-wasip2", "--release"])
+        .args(["build", "--package", "smtp-mailer-guest", "--target", "wasm32-wasip2", "--profile", "component"])
         .arg("--target-dir")
         .arg(&target_dir);
     if env::var_os("CARGO_NET_OFFLINE").is_some() {
@@ -39,7 +39,7 @@ fn main() {
              missing, install it with: rustup target add wasm32-wasip2"
         );
     }
-    let wasm = target_dir.join("wasm32-wasip2/release/smtp_mailer_guest.wasm");
+    let wasm = target_dir.join("wasm32-wasip2/component/smtp_mailer_guest.wasm");
     assert!(wasm.exists(), "the guest build left no {}", wasm.display());
     println!("cargo:rustc-env=SMTP_MAILER_COMPONENT_PATH={}", wasm.display());
 }
