@@ -8,7 +8,10 @@ use std::process::Command;
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let root = manifest_dir.parent().expect("host/ sits in the workspace").to_path_buf();
+    let root = manifest_dir
+        .parent()
+        .expect("host/ sits in the workspace")
+        .to_path_buf();
     for watched in ["guest", "core", "wit", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
@@ -20,19 +23,36 @@ fn main() {
     let mut command = Command::new(cargo);
     command
         .current_dir(&root)
-        .args(["build", "--package", "smtp-mailer-guest", "--target", "wasm32-wasip2", "--profile", "component"])
+        .args([
+            "build",
+            "--package",
+            "smtp-mailer-guest",
+            "--target",
+            "wasm32-wasip2",
+            "--profile",
+            "component",
+        ])
         .arg("--target-dir")
         .arg(&target_dir);
     if env::var_os("CARGO_NET_OFFLINE").is_some() {
         command.arg("--offline");
     }
     // Flags meant for the host's own target must not reach the guest.
-    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR",
-        "RUSTC_WORKSPACE_WRAPPER", "CARGO_MAKEFLAGS", "MAKEFLAGS", "MFLAGS"]
-    {
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_MAKEFLAGS",
+        "MAKEFLAGS",
+        "MFLAGS",
+    ] {
         command.env_remove(var);
     }
-    let status = command.status().expect("cannot run cargo to build the guest component");
+    let status = command
+        .status()
+        .expect("cannot run cargo to build the guest component");
     if !status.success() {
         panic!(
             "building the guest component failed (see above). If the wasm32-wasip2 target is \
@@ -41,5 +61,8 @@ fn main() {
     }
     let wasm = target_dir.join("wasm32-wasip2/component/smtp_mailer_guest.wasm");
     assert!(wasm.exists(), "the guest build left no {}", wasm.display());
-    println!("cargo:rustc-env=SMTP_MAILER_COMPONENT_PATH={}", wasm.display());
+    println!(
+        "cargo:rustc-env=SMTP_MAILER_COMPONENT_PATH={}",
+        wasm.display()
+    );
 }

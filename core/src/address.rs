@@ -54,7 +54,10 @@ fn check_address(address: &str) -> Result<(), String> {
         return Err("the address is empty".into());
     }
     if let Some(c) = address.chars().find(|c| c.is_control()) {
-        return Err(format!("the address holds a control character ({})", c.escape_default()));
+        return Err(format!(
+            "the address holds a control character ({})",
+            c.escape_default()
+        ));
     }
     if address.len() > MAX_ADDRESS {
         return Err(format!("the address is longer than {MAX_ADDRESS} octets"));
@@ -76,7 +79,9 @@ fn check_local_part(local: &str) -> Result<(), String> {
         return Err("the local part (before @) is empty".into());
     }
     if local.len() > MAX_LOCAL_PART {
-        return Err(format!("the local part is longer than {MAX_LOCAL_PART} octets"));
+        return Err(format!(
+            "the local part is longer than {MAX_LOCAL_PART} octets"
+        ));
     }
     if let Some(inner) = local.strip_prefix('"').and_then(|l| l.strip_suffix('"')) {
         let mut chars = inner.chars();
@@ -129,7 +134,9 @@ fn check_domain(domain: &str) -> Result<(), String> {
             return Err(format!("{domain:?} is not a valid domain"));
         }
         if label.starts_with('-') || label.ends_with('-') {
-            return Err(format!("a label of {domain:?} starts or ends with a hyphen"));
+            return Err(format!(
+                "a label of {domain:?} starts or ends with a hyphen"
+            ));
         }
         if let Some(c) = label
             .chars()
@@ -206,7 +213,10 @@ mod tests {
         assert!(Address::parse("josé@example.org").unwrap().needs_smtputf8());
         assert!(!Address::parse("jose@example.org").unwrap().needs_smtputf8());
         assert_eq!(Address::parse("a@b.example").unwrap().domain(), "b.example");
-        assert_eq!(Address::parse("\"x@y\"@z.example").unwrap().domain(), "z.example");
+        assert_eq!(
+            Address::parse("\"x@y\"@z.example").unwrap().domain(),
+            "z.example"
+        );
     }
 
     #[test]

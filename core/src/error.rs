@@ -146,7 +146,12 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::Rejected { stage, reply, .. } => {
-                write!(f, "server refused {}: {}", stage.describe(), reply.one_line())
+                write!(
+                    f,
+                    "server refused {}: {}",
+                    stage.describe(),
+                    reply.one_line()
+                )
             }
             Error::Unsupported { detail, .. } => write!(f, "{detail}"),
             Error::Closed => write!(

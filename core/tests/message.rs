@@ -59,10 +59,21 @@ fn text_html_attachments_and_inline_image() {
     };
     let built = message.build(&context()).unwrap();
     assert_eq!(built.message_id, "abc123@example.org");
-    let forward: Vec<_> = built.envelope.forward_paths().iter().map(|a| a.to_string()).collect();
-    assert_eq!(forward, ["to@example.net", "cc@example.net", "hidden@example.net"]);
+    let forward: Vec<_> = built
+        .envelope
+        .forward_paths()
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    assert_eq!(
+        forward,
+        ["to@example.net", "cc@example.net", "hidden@example.net"]
+    );
     let raw = String::from_utf8_lossy(&built.bytes);
-    assert!(!raw.to_ascii_lowercase().contains("bcc"), "no Bcc header: {raw}");
+    assert!(
+        !raw.to_ascii_lowercase().contains("bcc"),
+        "no Bcc header: {raw}"
+    );
     assert!(!raw.contains("hidden@example.net"));
     assert!(built.bytes.is_ascii(), "headers are encoded");
 
@@ -72,20 +83,38 @@ fn text_html_attachments_and_inline_image() {
         .unwrap();
     assert_eq!(parsed.subject(), Some("Grüße aus Köln – ünïcødé subject"));
     assert_eq!(parsed.message_id(), Some("abc123@example.org"));
-    assert_eq!(parsed.cc().unwrap().first().unwrap().name(), Some("Zoë Ünïcode"));
-    assert_eq!(parsed.reply_to().unwrap().first().unwrap().address(), Some("reply@example.org"));
+    assert_eq!(
+        parsed.cc().unwrap().first().unwrap().name(),
+        Some("Zoë Ünïcode")
+    );
+    assert_eq!(
+        parsed.reply_to().unwrap().first().unwrap().address(),
+        Some("reply@example.org")
+    );
     // RFC 2047, "Spring – sale" in UTF-8.
-    assert!(raw.contains("X-Campaign: =?utf-8?B?U3ByaW5nIOKAkyBzYWxl?="), "{raw}");
+    assert!(
+        raw.contains("X-Campaign: =?utf-8?B?U3ByaW5nIOKAkyBzYWxl?="),
+        "{raw}"
+    );
     assert_eq!(parsed.date().unwrap().to_timestamp(), 1_700_000_000);
-    assert_eq!(parsed.body_text(0).unwrap().replace("\r\n", "\n"), "Plain text\n.with a dot line\n");
+    assert_eq!(
+        parsed.body_text(0).unwrap().replace("\r\n", "\n"),
+        "Plain text\n.with a dot line\n"
+    );
     assert!(parsed.body_html(0).unwrap().contains("cid:logo@x"));
 
     // mixed(alternative(text, related(html, png)), pdf)
     assert_eq!(parsed.content_type().unwrap().subtype(), Some("mixed"));
-    let pdf = parsed.attachments().find(|a| a.attachment_name() == Some("Jahresübersicht 2024.pdf")).unwrap();
+    let pdf = parsed
+        .attachments()
+        .find(|a| a.attachment_name() == Some("Jahresübersicht 2024.pdf"))
+        .unwrap();
     assert_eq!(pdf.contents(), b"%PDF-1.4 binary \x00\x01\xff");
     assert_eq!(pdf.content_type().unwrap().ctype(), "application");
-    let logo = parsed.attachments().find(|a| a.content_id() == Some("logo@x")).unwrap();
+    let logo = parsed
+        .attachments()
+        .find(|a| a.content_id() == Some("logo@x"))
+        .unwrap();
     assert_eq!(logo.contents(), png.as_slice());
     let raw_lower = raw.to_ascii_lowercase();
     assert!(raw_lower.contains("multipart/related"), "{raw}");
@@ -120,25 +149,109 @@ fn crlf_everywhere_and_given_ids_kept() {
 #[test]
 fn injection_through_any_field_is_refused() {
     let cases: Vec<(Message, &str)> = vec![
-        (Message { subject: "hi\r\nBcc: x@y.example".into(), ..base() }, "subject"),
-        (Message { subject: "nul\0".into(), ..base() }, "subject"),
-        (Message { from: Mailbox::named("Eve\nX-Evil: 1", "e@x.example"), ..base() }, "from.name"),
-        (Message { to: vec![Mailbox::new("a@x.example>\r\nRCPT TO:<b@y.example")], ..base() }, "to[0].address"),
-        (Message { cc: vec![Mailbox::new("ok@x.example"), Mailbox::new("bad")], ..base() }, "cc[1].address"),
-        (Message { bcc: vec![Mailbox::new("a(comment)@x.example")], ..base() }, "bcc[0].address"),
         (
             Message {
-                headers: vec![Header { name: "X-A".into(), value: "v\r\nBcc: x@y".into() }],
+                subject: "hi\r\nBcc: x@y.example".into(),
+                ..base()
+            },
+            "subject",
+        ),
+        (
+            Message {
+                subject: "nul\0".into(),
+                ..base()
+            },
+            "subject",
+        ),
+        (
+            Message {
+                from: Mailbox::named("Eve\nX-Evil: 1", "e@x.example"),
+                ..base()
+            },
+            "from.name",
+        ),
+        (
+            Message {
+                to: vec![Mailbox::new("a@x.example>\r\nRCPT TO:<b@y.example")],
+                ..base()
+            },
+            "to[0].address",
+        ),
+        (
+            Message {
+                cc: vec![Mailbox::new("ok@x.example"), Mailbox::new("bad")],
+                ..base()
+            },
+            "cc[1].address",
+        ),
+        (
+            Message {
+                bcc: vec![Mailbox::new("a(comment)@x.example")],
+                ..base()
+            },
+            "bcc[0].address",
+        ),
+        (
+            Message {
+                headers: vec![Header {
+                    name: "X-A".into(),
+                    value: "v\r\nBcc: x@y".into(),
+                }],
                 ..base()
             },
             "headers[0].value",
         ),
-        (Message { headers: vec![Header { name: "X A".into(), value: "v".into() }], ..base() }, "headers[0].name"),
-        (Message { headers: vec![Header { name: "X-A:".into(), value: "v".into() }], ..base() }, "headers[0].name"),
-        (Message { headers: vec![Header { name: "BCC".into(), value: "v@x".into() }], ..base() }, "headers[0].name"),
-        (Message { message_id: Some("<x@y>".into()), ..base() }, "message-id"),
-        (Message { message_id: Some("x@y\r\nBcc: z".into()), ..base() }, "message-id"),
-        (Message { message_id: Some("no-at".into()), ..base() }, "message-id"),
+        (
+            Message {
+                headers: vec![Header {
+                    name: "X A".into(),
+                    value: "v".into(),
+                }],
+                ..base()
+            },
+            "headers[0].name",
+        ),
+        (
+            Message {
+                headers: vec![Header {
+                    name: "X-A:".into(),
+                    value: "v".into(),
+                }],
+                ..base()
+            },
+            "headers[0].name",
+        ),
+        (
+            Message {
+                headers: vec![Header {
+                    name: "BCC".into(),
+                    value: "v@x".into(),
+                }],
+                ..base()
+            },
+            "headers[0].name",
+        ),
+        (
+            Message {
+                message_id: Some("<x@y>".into()),
+                ..base()
+            },
+            "message-id",
+        ),
+        (
+            Message {
+                message_id: Some("x@y\r\nBcc: z".into()),
+                ..base()
+            },
+            "message-id",
+        ),
+        (
+            Message {
+                message_id: Some("no-at".into()),
+                ..base()
+            },
+            "message-id",
+        ),
         (
             Message {
                 attachments: vec![Attachment {
@@ -161,7 +274,13 @@ fn injection_through_any_field_is_refused() {
             },
             "attachments[0].content-type",
         ),
-        (Message { to: vec![], ..base() }, "to"),
+        (
+            Message {
+                to: vec![],
+                ..base()
+            },
+            "to",
+        ),
     ];
     for (message, field) in cases {
         assert_eq!(field_of(message.build(&context()).unwrap_err()), field);
@@ -170,12 +289,21 @@ fn injection_through_any_field_is_refused() {
 
 #[test]
 fn bodies_and_parts_alone() {
-    let html_only = Message { text: None, html: Some("<b>x</b>".into()), ..base() };
+    let html_only = Message {
+        text: None,
+        html: Some("<b>x</b>".into()),
+        ..base()
+    };
     let parsed_bytes = html_only.build(&context()).unwrap().bytes;
     let parsed = MessageParser::default().parse(&parsed_bytes).unwrap();
     assert_eq!(parsed.content_type().unwrap().subtype(), Some("html"));
 
-    let empty = Message { text: None, ..base() }.build(&context()).unwrap();
+    let empty = Message {
+        text: None,
+        ..base()
+    }
+    .build(&context())
+    .unwrap();
     let parsed = MessageParser::default().parse(&empty.bytes).unwrap();
     assert_eq!(parsed.content_type().unwrap().subtype(), Some("plain"));
 
@@ -196,8 +324,11 @@ fn bodies_and_parts_alone() {
 
 #[test]
 fn non_ascii_addresses_are_kept_for_smtputf8() {
-    let built = Message { to: vec![Mailbox::new("josé@exämple.org")], ..base() }
-        .build(&context())
-        .unwrap();
+    let built = Message {
+        to: vec![Mailbox::new("josé@exämple.org")],
+        ..base()
+    }
+    .build(&context())
+    .unwrap();
     assert!(built.envelope.needs_smtputf8());
 }

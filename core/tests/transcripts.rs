@@ -59,7 +59,10 @@ fn pipelined_send_is_one_flight_and_every_reply_is_read() {
         let mut client = opened(EHLO_PIPELINING, chunk);
         assert!(client.extensions().pipelining);
         client
-            .send(envelope("a@x.example", &["b@y.example", "c@y.example"]), b"Subject: hi\r\n\r\nbody\r\n")
+            .send(
+                envelope("a@x.example", &["b@y.example", "c@y.example"]),
+                b"Subject: hi\r\n\r\nbody\r\n",
+            )
             .unwrap();
         assert_eq!(
             String::from_utf8(client.take_output()).unwrap(),
@@ -72,20 +75,36 @@ fn pipelined_send_is_one_flight_and_every_reply_is_read() {
         );
         assert!(err.is_none());
         assert_eq!(wrote, "Subject: hi\r\n\r\nbody\r\n.\r\n");
-        assert!(events(&mut client).is_empty(), "the final reply is still due");
+        assert!(
+            events(&mut client).is_empty(),
+            "the final reply is still due"
+        );
         let (wrote, _) = feed(&mut client, "250 2.0.0 Ok: queued as 12345\r\n", chunk);
         assert_eq!(wrote, "");
-        let Event::Delivered(delivery) = &events(&mut client)[0] else { panic!() };
+        let Event::Delivered(delivery) = &events(&mut client)[0] else {
+            panic!()
+        };
         assert_eq!(delivery.final_reply.code, 250);
         assert_eq!(delivery.recipients.len(), 2);
         assert!(delivery.recipients[0].accepted);
         assert!(!delivery.recipients[1].accepted);
-        assert_eq!(delivery.recipients[1].reply.enhanced.as_deref(), Some("5.1.1"));
+        assert_eq!(
+            delivery.recipients[1].reply.enhanced.as_deref(),
+            Some("5.1.1")
+        );
 
         // The next message on the connection starts with RSET, in the same flight.
-        client.send(envelope("a@x.example", &["b@y.example"]), b"x").unwrap();
-        assert!(String::from_utf8(client.take_output()).unwrap().starts_with("RSET\r\nMAIL FROM:"));
-        let (wrote, _) = feed(&mut client, "250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n250 ok\r\n", chunk);
+        client
+            .send(envelope("a@x.example", &["b@y.example"]), b"x")
+            .unwrap();
+        assert!(String::from_utf8(client.take_output())
+            .unwrap()
+            .starts_with("RSET\r\nMAIL FROM:"));
+        let (wrote, _) = feed(
+            &mut client,
+            "250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n250 ok\r\n",
+            chunk,
+        );
         assert_eq!(wrote, "x\r\n.\r\n");
         assert!(matches!(events(&mut client)[0], Event::Delivered(_)));
     });
@@ -95,14 +114,27 @@ fn pipelined_send_is_one_flight_and_every_reply_is_read() {
 fn without_pipelining_commands_wait_for_replies() {
     let server = "220 old.example\r\n250 old.example\r\n";
     let mut client = opened(server, 5);
-    client.send(envelope("a@x.example", &["b@y.example", "c@y.example"]), b".dot\n").unwrap();
+    client
+        .send(
+            envelope("a@x.example", &["b@y.example", "c@y.example"]),
+            b".dot\n",
+        )
+        .unwrap();
     assert_eq!(client.take_output(), b"MAIL FROM:<a@x.example>\r\n");
-    assert_eq!(feed(&mut client, "250 ok\r\n", 3).0, "RCPT TO:<b@y.example>\r\n");
-    assert_eq!(feed(&mut client, "451 4.3.0 later\r\n", 3).0, "RCPT TO:<c@y.example>\r\n");
+    assert_eq!(
+        feed(&mut client, "250 ok\r\n", 3).0,
+        "RCPT TO:<b@y.example>\r\n"
+    );
+    assert_eq!(
+        feed(&mut client, "451 4.3.0 later\r\n", 3).0,
+        "RCPT TO:<c@y.example>\r\n"
+    );
     assert_eq!(feed(&mut client, "250 ok\r\n", 3).0, "DATA\r\n");
     assert_eq!(feed(&mut client, "354 go\r\n", 3).0, "..dot\r\n.\r\n");
     feed(&mut client, "250 ok\r\n", 3);
-    let Event::Delivered(d) = &events(&mut client)[0] else { panic!() };
+    let Event::Delivered(d) = &events(&mut client)[0] else {
+        panic!()
+    };
     assert!(!d.recipients[0].accepted || d.recipients[0].address == "b@y.example");
     assert_eq!(d.recipients.iter().filter(|r| r.accepted).count(), 1);
 }
@@ -110,20 +142,30 @@ fn without_pipelining_commands_wait_for_replies() {
 #[test]
 fn ehlo_refused_falls_back_to_helo_without_extensions() {
     let mut client = Client::new(ClientConfig::new("client.example").unwrap());
-    let (wrote, _) = feed(&mut client, "220 x\r\n502 5.5.1 EHLO not implemented\r\n", 4);
+    let (wrote, _) = feed(
+        &mut client,
+        "220 x\r\n502 5.5.1 EHLO not implemented\r\n",
+        4,
+    );
     assert_eq!(wrote, "EHLO client.example\r\nHELO client.example\r\n");
     feed(&mut client, "250 x\r\n", 4);
     assert_eq!(events(&mut client), vec![Event::Ready]);
     // Non-ASCII headers need SMTPUTF8, which a HELO server lacks: refused
     // before anything is written.
     let err = client
-        .send(envelope("a@x.example", &["b@y.example"]), "Subject: héllo\r\n\r\n".as_bytes())
+        .send(
+            envelope("a@x.example", &["b@y.example"]),
+            "Subject: héllo\r\n\r\n".as_bytes(),
+        )
         .unwrap_err();
     assert!(matches!(err, Error::Unsupported { .. }), "{err}");
     assert!(err.to_string().contains("SMTPUTF8"));
     // 8-bit body needs 8BITMIME.
     let err = client
-        .send(envelope("a@x.example", &["b@y.example"]), "Subject: x\r\n\r\nhé\r\n".as_bytes())
+        .send(
+            envelope("a@x.example", &["b@y.example"]),
+            "Subject: x\r\n\r\nhé\r\n".as_bytes(),
+        )
         .unwrap_err();
     assert!(err.to_string().contains("8BITMIME"), "{err}");
     assert!(client.take_output().is_empty());
@@ -133,10 +175,16 @@ fn ehlo_refused_falls_back_to_helo_without_extensions() {
 fn utf8_and_8bit_parameters_when_offered() {
     let mut client = opened(EHLO_PIPELINING, 64);
     client
-        .send(envelope("josé@x.example", &["b@y.example"]), "Subject: é\r\n\r\né".as_bytes())
+        .send(
+            envelope("josé@x.example", &["b@y.example"]),
+            "Subject: é\r\n\r\né".as_bytes(),
+        )
         .unwrap();
     let out = String::from_utf8(client.take_output()).unwrap();
-    assert!(out.starts_with("MAIL FROM:<josé@x.example> SIZE=17 BODY=8BITMIME SMTPUTF8\r\n"), "{out}");
+    assert!(
+        out.starts_with("MAIL FROM:<josé@x.example> SIZE=17 BODY=8BITMIME SMTPUTF8\r\n"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -145,9 +193,17 @@ fn size_over_the_limit_is_refused_before_mail() {
     let err = client
         .send(envelope("a@x.example", &["b@y.example"]), &vec![b'a'; 1001])
         .unwrap_err();
-    assert!(matches!(err, Error::Unsupported { stage: Stage::MailFrom, .. }));
+    assert!(matches!(
+        err,
+        Error::Unsupported {
+            stage: Stage::MailFrom,
+            ..
+        }
+    ));
     assert!(!err.is_transient());
-    assert!(err.to_string().contains("1001 bytes, over the server's SIZE limit of 1000"));
+    assert!(err
+        .to_string()
+        .contains("1001 bytes, over the server's SIZE limit of 1000"));
     assert!(client.take_output().is_empty());
 }
 
@@ -155,7 +211,12 @@ fn size_over_the_limit_is_refused_before_mail() {
 fn every_recipient_refused_lists_each_and_sends_no_data() {
     for_each_chunk(40, |chunk| {
         let mut client = opened(EHLO_PIPELINING, chunk);
-        client.send(envelope("a@x.example", &["b@y.example", "c@y.example"]), b"x").unwrap();
+        client
+            .send(
+                envelope("a@x.example", &["b@y.example", "c@y.example"]),
+                b"x",
+            )
+            .unwrap();
         client.take_output();
         let (wrote, err) = feed(
             &mut client,
@@ -164,13 +225,23 @@ fn every_recipient_refused_lists_each_and_sends_no_data() {
         );
         assert!(err.is_none());
         assert_eq!(wrote, "", "no content after a refused DATA");
-        let Event::Failed(err) = &events(&mut client)[0] else { panic!() };
-        let Error::Rejected { stage, recipients, .. } = err else { panic!("{err:?}") };
+        let Event::Failed(err) = &events(&mut client)[0] else {
+            panic!()
+        };
+        let Error::Rejected {
+            stage, recipients, ..
+        } = err
+        else {
+            panic!("{err:?}")
+        };
         assert_eq!(*stage, Stage::RcptTo);
         assert_eq!(recipients.len(), 2);
         assert_eq!(recipients[1].reply.code, 450);
         assert!(err.is_transient(), "one refusal was 4xx: a retry may help");
-        assert!(err.to_string().contains("b@y.example (550 5.1.1 no b)"), "{err}");
+        assert!(
+            err.to_string().contains("b@y.example (550 5.1.1 no b)"),
+            "{err}"
+        );
         assert!(!client.is_closed(), "a refusal keeps the connection");
     });
 }
@@ -178,12 +249,22 @@ fn every_recipient_refused_lists_each_and_sends_no_data() {
 #[test]
 fn a_354_after_every_recipient_refused_gets_an_empty_content() {
     let mut client = opened(EHLO_PIPELINING, 64);
-    client.send(envelope("a@x.example", &["b@y.example"]), b"secret body").unwrap();
+    client
+        .send(envelope("a@x.example", &["b@y.example"]), b"secret body")
+        .unwrap();
     client.take_output();
-    let (wrote, _) = feed(&mut client, "250 ok\r\n550 no\r\n354 go ahead anyway\r\n", 64);
+    let (wrote, _) = feed(
+        &mut client,
+        "250 ok\r\n550 no\r\n354 go ahead anyway\r\n",
+        64,
+    );
     assert_eq!(wrote, ".\r\n", "the content is never sent");
     feed(&mut client, "554 no valid recipients\r\n", 64);
-    let Event::Failed(Error::Rejected { stage: Stage::RcptTo, .. }) = &events(&mut client)[0] else {
+    let Event::Failed(Error::Rejected {
+        stage: Stage::RcptTo,
+        ..
+    }) = &events(&mut client)[0]
+    else {
         panic!()
     };
 }
@@ -191,23 +272,48 @@ fn a_354_after_every_recipient_refused_gets_an_empty_content() {
 #[test]
 fn mail_refused_without_pipelining_stops_there() {
     let mut client = opened("220 x\r\n250 x\r\n", 64);
-    client.send(envelope("a@x.example", &["b@y.example"]), b"x").unwrap();
+    client
+        .send(envelope("a@x.example", &["b@y.example"]), b"x")
+        .unwrap();
     client.take_output();
     let (wrote, _) = feed(&mut client, "553 5.7.1 sender refused\r\n", 64);
     assert_eq!(wrote, "");
-    let Event::Failed(err) = &events(&mut client)[0] else { panic!() };
-    assert!(matches!(err, Error::Rejected { stage: Stage::MailFrom, .. }));
+    let Event::Failed(err) = &events(&mut client)[0] else {
+        panic!()
+    };
+    assert!(matches!(
+        err,
+        Error::Rejected {
+            stage: Stage::MailFrom,
+            ..
+        }
+    ));
     assert!(!err.is_transient());
 }
 
 #[test]
 fn refusal_after_the_data_is_reported_with_recipients() {
     let mut client = opened(EHLO_PIPELINING, 64);
-    client.send(envelope("a@x.example", &["b@y.example"]), b"x").unwrap();
+    client
+        .send(envelope("a@x.example", &["b@y.example"]), b"x")
+        .unwrap();
     client.take_output();
-    feed(&mut client, "250 ok\r\n250 ok\r\n354 go\r\n452 4.3.1 out of storage\r\n", 64);
-    let Event::Failed(err) = &events(&mut client)[0] else { panic!() };
-    let Error::Rejected { stage: Stage::DataEnd, recipients, reply } = err else { panic!() };
+    feed(
+        &mut client,
+        "250 ok\r\n250 ok\r\n354 go\r\n452 4.3.1 out of storage\r\n",
+        64,
+    );
+    let Event::Failed(err) = &events(&mut client)[0] else {
+        panic!()
+    };
+    let Error::Rejected {
+        stage: Stage::DataEnd,
+        recipients,
+        reply,
+    } = err
+    else {
+        panic!()
+    };
     assert_eq!(reply.code, 452);
     assert!(!recipients[0].accepted);
     assert!(err.is_transient());
@@ -222,24 +328,49 @@ fn service_closing_is_fatal_at_any_stage() {
     assert!(client.is_closed());
 
     let mut client = opened(EHLO_PIPELINING, 64);
-    client.send(envelope("a@x.example", &["b@y.example"]), b"x").unwrap();
+    client
+        .send(envelope("a@x.example", &["b@y.example"]), b"x")
+        .unwrap();
     let (_, err) = feed(&mut client, "250 ok\r\n421 4.4.2 timeout\r\n", 64);
-    assert!(matches!(err, Some(Error::Rejected { stage: Stage::RcptTo, .. })));
+    assert!(matches!(
+        err,
+        Some(Error::Rejected {
+            stage: Stage::RcptTo,
+            ..
+        })
+    ));
     assert!(client.is_closed());
-    assert_eq!(client.send(envelope("a@x.example", &["b@y.example"]), b"x"), Err(Error::Closed));
+    assert_eq!(
+        client.send(envelope("a@x.example", &["b@y.example"]), b"x"),
+        Err(Error::Closed)
+    );
 }
 
 #[test]
 fn unexpected_replies_are_protocol_errors() {
     let mut client = opened(EHLO_PIPELINING, 64);
-    client.send(envelope("a@x.example", &["b@y.example"]), b"x").unwrap();
+    client
+        .send(envelope("a@x.example", &["b@y.example"]), b"x")
+        .unwrap();
     let (_, err) = feed(&mut client, "354 what\r\n", 64);
-    assert!(matches!(err, Some(Error::Protocol { stage: Stage::MailFrom, .. })));
+    assert!(matches!(
+        err,
+        Some(Error::Protocol {
+            stage: Stage::MailFrom,
+            ..
+        })
+    ));
     assert!(client.is_closed());
 
     let mut client = Client::new(ClientConfig::new("c.example").unwrap());
     let (_, err) = feed(&mut client, "554 5.3.2 go away\r\n", 64);
-    assert!(matches!(err, Some(Error::Rejected { stage: Stage::Greeting, .. })));
+    assert!(matches!(
+        err,
+        Some(Error::Rejected {
+            stage: Stage::Greeting,
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -261,6 +392,8 @@ fn reset_and_quit() {
 fn client_name_and_operations_out_of_order() {
     assert!(ClientConfig::new("bad name\r\nMAIL").is_err());
     let mut client = Client::new(ClientConfig::new("c.example").unwrap());
-    assert!(client.send(envelope("a@x.example", &["b@y.example"]), b"x").is_err());
+    assert!(client
+        .send(envelope("a@x.example", &["b@y.example"]), b"x")
+        .is_err());
     assert!(client.take_output().is_empty());
 }

@@ -143,11 +143,15 @@ impl Session {
 }
 
 impl GuestSession for Session {
-    fn open(server: wit::Server) -> Result<crate::exports::smtp_mailer::mailer::sessions::Session, wit::Error> {
+    fn open(
+        server: wit::Server,
+    ) -> Result<crate::exports::smtp_mailer::mailer::sessions::Session, wit::Error> {
         let connection = Connected::open(&server)?;
-        Ok(crate::exports::smtp_mailer::mailer::sessions::Session::new(Session {
-            connection: RefCell::new(Some(connection)),
-        }))
+        Ok(crate::exports::smtp_mailer::mailer::sessions::Session::new(
+            Session {
+                connection: RefCell::new(Some(connection)),
+            },
+        ))
     }
 
     fn send(&self, message: wit::Message) -> Result<wit::SendReport, wit::Error> {
@@ -155,7 +159,11 @@ impl GuestSession for Session {
         self.with(|c| c.send(built.envelope, &built.bytes, Some(built.message_id)))
     }
 
-    fn send_raw(&self, envelope: wit::Envelope, data: Vec<u8>) -> Result<wit::SendReport, wit::Error> {
+    fn send_raw(
+        &self,
+        envelope: wit::Envelope,
+        data: Vec<u8>,
+    ) -> Result<wit::SendReport, wit::Error> {
         let envelope = Envelope::new(&envelope.reverse_path, &envelope.forward_paths)
             .map_err(convert::core_error)?;
         self.with(|c| c.send(envelope, &data, None))

@@ -109,7 +109,7 @@ impl From<&Credentials> for wit::Credentials {
 
 /// The WIT settings for `server`, connecting to `connect_address` (the
 /// address the sandbox allows).
-pub(crate) fn server(server: &Server, connect_address: Option<String>) -> wit::Server {
+pub fn server(server: &Server, connect_address: Option<String>) -> wit::Server {
     wit::Server {
         host: server.host.clone(),
         connect_address,

@@ -117,8 +117,16 @@ mod tests {
         let allowed = [server];
         assert!(is_allowed(&allowed, server, SocketAddrUse::TcpConnect));
         assert!(!is_allowed(&allowed, other, SocketAddrUse::TcpConnect));
-        assert!(is_allowed(&allowed, "0.0.0.0:0".parse().unwrap(), SocketAddrUse::TcpBind));
-        assert!(!is_allowed(&allowed, "0.0.0.0:25".parse().unwrap(), SocketAddrUse::TcpBind));
+        assert!(is_allowed(
+            &allowed,
+            "0.0.0.0:0".parse().unwrap(),
+            SocketAddrUse::TcpBind
+        ));
+        assert!(!is_allowed(
+            &allowed,
+            "0.0.0.0:25".parse().unwrap(),
+            SocketAddrUse::TcpBind
+        ));
         assert!(!is_allowed(&allowed, server, SocketAddrUse::TcpListen));
         assert!(!is_allowed(&allowed, server, SocketAddrUse::UdpConnect));
     }

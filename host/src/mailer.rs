@@ -142,9 +142,10 @@ impl Mailer {
     pub fn send(&self, server: &Server, message: &Message) -> Result<SendReport, Error> {
         let (address, settings) = sandboxed_server(server)?;
         let (mut store, instance) = self.instantiate(allow(address))?;
-        let call = instance
-            .smtp_mailer_mailer_sender()
-            .call_send(&mut store, &settings, &message.into());
+        let call =
+            instance
+                .smtp_mailer_mailer_sender()
+                .call_send(&mut store, &settings, &message.into());
         finish(call).map(Into::into)
     }
 
@@ -217,7 +218,15 @@ pub(crate) fn finish<T, E: Into<Error>>(call: wasmtime::Result<Result<T, E>>) ->
 /// The one address the sandbox lets the component reach for `server`, and
 /// the settings that make the component connect to it: the host resolves
 /// the name, so the component needs no DNS.
-fn sandboxed_server(server: &Server) -> Result<(SocketAddr, bindings::exports::smtp_mailer::mailer::types::Server), Error> {
+fn sandboxed_server(
+    server: &Server,
+) -> Result<
+    (
+        SocketAddr,
+        bindings::exports::smtp_mailer::mailer::types::Server,
+    ),
+    Error,
+> {
     let address = resolve(server)?;
     let settings = bindings::server(server, Some(address.ip().to_string()));
     Ok((address, settings))
@@ -226,7 +235,10 @@ fn sandboxed_server(server: &Server) -> Result<(SocketAddr, bindings::exports::s
 fn resolve(server: &Server) -> Result<SocketAddr, Error> {
     if let Some(ip) = &server.connect_address {
         let ip: IpAddr = ip.parse().map_err(|_| {
-            Error::invalid("server.connect-address", format!("{ip:?} is not an IP address"))
+            Error::invalid(
+                "server.connect-address",
+                format!("{ip:?} is not an IP address"),
+            )
         })?;
         return Ok(SocketAddr::new(ip, server.port));
     }

@@ -75,7 +75,11 @@ fn server_from_args(url: &str, args: &SendArgs) -> Result<Server, String> {
         server.security = parse_security(mode).map_err(|e| format!("--security: {e}"))?;
     }
     if let Some(password) = &args.password {
-        if let Some(Credentials { secret: Secret::Password(p), .. }) = &mut server.credentials {
+        if let Some(Credentials {
+            secret: Secret::Password(p),
+            ..
+        }) = &mut server.credentials
+        {
             if p.is_empty() {
                 *p = password.clone();
             }
@@ -93,7 +97,11 @@ fn server_from_args(url: &str, args: &SendArgs) -> Result<Server, String> {
 
 /// The embedded default: a capture server on loopback receives the message,
 /// and what arrived is shown.
-fn send_to_embedded_capture(mailer: &Mailer, message: &smtp_mailer_host::Message, output: Output) -> u8 {
+fn send_to_embedded_capture(
+    mailer: &Mailer,
+    message: &smtp_mailer_host::Message,
+    output: Output,
+) -> u8 {
     let capture = match CaptureServer::start(CaptureOptions::default()) {
         Ok(c) => c,
         Err(e) => {
@@ -108,7 +116,9 @@ fn send_to_embedded_capture(mailer: &Mailer, message: &smtp_mailer_host::Message
     print_receipt(&result, &shown, output == Output::Json);
     if result.is_ok() && output == Output::Human {
         for captured in capture.wait_for(1, Duration::from_secs(5)) {
-            println!("\nNo --server or SMTP_URL given, so the embedded capture server received it:");
+            println!(
+                "\nNo --server or SMTP_URL given, so the embedded capture server received it:"
+            );
             println!("MAIL FROM:<{}>", captured.mail_from);
             for rcpt in &captured.rcpt_to {
                 println!("RCPT TO:<{rcpt}>");
@@ -148,11 +158,17 @@ fn capture(args: CaptureArgs) -> u8 {
         .listen(args.listen)
         .dir(&args.dir)
         .on_message(|m| {
-            println!(
+            // A closed standard output must not stop the server.
+            let _ = writeln!(
+                std::io::stdout(),
                 "#{} from <{}> to {} ({} bytes)",
                 m.id,
                 m.mail_from,
-                m.rcpt_to.iter().map(|r| format!("<{r}>")).collect::<Vec<_>>().join(", "),
+                m.rcpt_to
+                    .iter()
+                    .map(|r| format!("<{r}>"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 m.data.len()
             );
         });
@@ -163,12 +179,16 @@ fn capture(args: CaptureArgs) -> u8 {
                 server.local_addr(),
                 args.dir.display()
             );
+            let _ = std::io::stdout().flush();
             loop {
                 std::thread::park();
             }
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            match std::error::Error::source(&e) {
+                Some(cause) => eprintln!("error: {e}: {cause}"),
+                None => eprintln!("error: {e}"),
+            }
             EXIT_PERMANENT
         }
     }

@@ -50,7 +50,11 @@ impl Session {
 
     /// Forgets the guest's state after a trap: the instance is unusable.
     fn check<T>(&mut self, result: Result<T, Error>) -> Result<T, Error> {
-        if let Err(Error { kind: crate::error::ErrorKind::Runtime { .. }, .. }) = &result {
+        if let Err(Error {
+            kind: crate::error::ErrorKind::Runtime { .. },
+            ..
+        }) = &result
+        {
             self.handle = None;
         }
         result
@@ -71,12 +75,11 @@ impl Session {
     /// Sends raw bytes over this connection.
     pub fn send_raw(&mut self, envelope: &Envelope, data: &[u8]) -> Result<SendReport, Error> {
         let handle = self.handle()?;
-        let call = self.instance.smtp_mailer_mailer_sessions().session().call_send_raw(
-            &mut self.store,
-            handle,
-            &envelope.into(),
-            data,
-        );
+        let call = self
+            .instance
+            .smtp_mailer_mailer_sessions()
+            .session()
+            .call_send_raw(&mut self.store, handle, &envelope.into(), data);
         let result = finish(call).map(Into::into);
         self.check(result)
     }

@@ -273,7 +273,10 @@ mod tests {
             ..Server::new("mx.example", 587)
         };
         let shown = format!("{server:?} {:?}", Secret::OAuth2Token("tok-123".into()));
-        assert!(!shown.contains("hunter2") && !shown.contains("tok-123"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("tok-123"),
+            "{shown}"
+        );
         assert!(shown.contains("<redacted>"));
     }
 }

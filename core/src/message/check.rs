@@ -65,12 +65,18 @@ pub(super) fn check_attachment(i: usize, attachment: &Attachment) -> Result<(), 
         .content_type
         .split_once('/')
         .is_some_and(|(t, s)| {
-            !t.is_empty() && !s.is_empty() && t.chars().all(is_token_char) && s.chars().all(is_token_char)
+            !t.is_empty()
+                && !s.is_empty()
+                && t.chars().all(is_token_char)
+                && s.chars().all(is_token_char)
         });
     if !valid_type {
         return Err(Error::invalid(
             field("content-type"),
-            format!("{:?} is not a MIME type such as application/pdf", attachment.content_type),
+            format!(
+                "{:?} is not a MIME type such as application/pdf",
+                attachment.content_type
+            ),
         ));
     }
     if let Some(cid) = &attachment.content_id {
@@ -93,7 +99,10 @@ pub(super) fn check_id(field: &str, id: &str) -> Result<(), Error> {
     {
         return Err(Error::invalid(
             field,
-            format!("holds {:?}; give it without angle brackets, as left@right", c),
+            format!(
+                "holds {:?}; give it without angle brackets, as left@right",
+                c
+            ),
         ));
     }
     Ok(())
@@ -108,7 +117,10 @@ pub(super) fn check_header(i: usize, header: &Header) -> Result<(), Error> {
     if let Some(c) = name.chars().find(|&c| !c.is_ascii_graphic() || c == ':') {
         return Err(Error::invalid(
             name_field,
-            format!("holds {:?}; a header name is printable ASCII without a colon", c),
+            format!(
+                "holds {:?}; a header name is printable ASCII without a colon",
+                c
+            ),
         ));
     }
     let lower = name.to_ascii_lowercase();
@@ -133,7 +145,10 @@ pub(super) fn check_content(message: &Message) -> Result<(), Error> {
     if let Some(id) = &message.message_id {
         check_id("message-id", id)?;
         if !id.contains('@') {
-            return Err(Error::invalid("message-id", "must have the form left@right"));
+            return Err(Error::invalid(
+                "message-id",
+                "must have the form left@right",
+            ));
         }
     }
     if let Some(text) = &message.text {

@@ -129,7 +129,12 @@ impl Transaction {
     /// a refused MAIL, every recipient refused, then a refused DATA.
     fn error(&mut self) -> Error {
         match self.failure.take() {
-            Some(error @ Error::Rejected { stage: Stage::MailFrom | Stage::Reset, .. }) => error,
+            Some(
+                error @ Error::Rejected {
+                    stage: Stage::MailFrom | Stage::Reset,
+                    ..
+                },
+            ) => error,
             _ if !self.any_accepted() && self.replies.iter().all(Option::is_some) => {
                 let recipients = self.outcomes(false);
                 let reply = recipients

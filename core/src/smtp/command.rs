@@ -61,10 +61,21 @@ mod tests {
         let a = Address::parse("a@x.example").unwrap();
         let params = vec!["SIZE=10".to_string(), "BODY=8BITMIME".to_string()];
         assert_eq!(
-            Command::Mail { from: Some(&a), params: &params }.to_string(),
+            Command::Mail {
+                from: Some(&a),
+                params: &params
+            }
+            .to_string(),
             "MAIL FROM:<a@x.example> SIZE=10 BODY=8BITMIME\r\n"
         );
-        assert_eq!(Command::Mail { from: None, params: &[] }.to_string(), "MAIL FROM:<>\r\n");
+        assert_eq!(
+            Command::Mail {
+                from: None,
+                params: &[]
+            }
+            .to_string(),
+            "MAIL FROM:<>\r\n"
+        );
         assert_eq!(Command::Rcpt(&a).to_string(), "RCPT TO:<a@x.example>\r\n");
         assert_eq!(Command::Ehlo("c.example").to_string(), "EHLO c.example\r\n");
     }

@@ -70,14 +70,21 @@ mod tests {
 
     #[test]
     fn checks_and_dedupes() {
-        let env = Envelope::new("a@x.example", &["b@x.example".into(), "b@x.example".into()]).unwrap();
+        let env =
+            Envelope::new("a@x.example", &["b@x.example".into(), "b@x.example".into()]).unwrap();
         assert_eq!(env.forward_paths().len(), 1);
-        assert!(Envelope::new("", &["b@x.example".into()]).unwrap().reverse_path().is_none());
+        assert!(Envelope::new("", &["b@x.example".into()])
+            .unwrap()
+            .reverse_path()
+            .is_none());
         assert!(matches!(
             Envelope::new("a@x.example", &[]),
             Err(Error::InvalidInput { .. })
         ));
-        let err = Envelope::new("a@x.example", &["ok@x.example".into(), "bad\r\n@x".into()]).unwrap_err();
-        assert!(matches!(err, Error::InvalidInput { ref field, .. } if field == "envelope.forward-paths[1]"));
+        let err =
+            Envelope::new("a@x.example", &["ok@x.example".into(), "bad\r\n@x".into()]).unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidInput { ref field, .. } if field == "envelope.forward-paths[1]")
+        );
     }
 }

@@ -91,6 +91,10 @@ mod tests {
         assert_eq!(ext.size, Some(0));
         assert_eq!(ext.size_limit(), None);
         let bare = Extensions::from_ehlo(&Reply::new(250, "PIPELINING"));
-        assert_eq!(bare, Extensions::default(), "the first line is the host name");
+        assert_eq!(
+            bare,
+            Extensions::default(),
+            "the first line is the host name"
+        );
     }
 }

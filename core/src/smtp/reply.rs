@@ -132,7 +132,9 @@ fn split_enhanced(text: &str, code: u16) -> Option<(&str, &str)> {
     if parts.next().is_some() {
         return None;
     }
-    let digits = |s: &str, max: usize| !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit());
+    let digits = |s: &str, max: usize| {
+        !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit())
+    };
     let expected_class = (code / 100).to_string();
     if class != expected_class || !digits(subject, 3) || !digits(detail, 3) {
         return None;
@@ -236,7 +238,9 @@ impl ReplyParser {
             .iter()
             .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
         if !(200..600).contains(&code) {
-            return Err(ReplyError::Malformed(format!("code {code} is out of range")));
+            return Err(ReplyError::Malformed(format!(
+                "code {code} is out of range"
+            )));
         }
         if let Some(previous) = self.code {
             if previous != code {
@@ -322,7 +326,10 @@ mod tests {
         assert_eq!(whole[0].lines[1], "SIZE 52428800");
         assert_eq!(whole[1].code, 550);
         assert_eq!(whole[1].enhanced.as_deref(), Some("5.1.1"));
-        assert_eq!(whole[1].lines[0], "<nobody@example.org>: Recipient address rejected");
+        assert_eq!(
+            whole[1].lines[0],
+            "<nobody@example.org>: Recipient address rejected"
+        );
         assert_eq!(whole[2].enhanced.as_deref(), Some("2.1.0"));
         assert_eq!(whole[3].code, 354);
         assert_eq!(whole[3].enhanced, None);
@@ -367,11 +374,19 @@ mod tests {
     #[test]
     fn bounds_line_and_reply_length() {
         let long_line = [b"250 ".as_slice(), &vec![b'a'; MAX_LINE_LEN], b"\r\n"].concat();
-        assert!(matches!(parse_all(&long_line, 1000), Err(ReplyError::TooLong(_))));
+        assert!(matches!(
+            parse_all(&long_line, 1000),
+            Err(ReplyError::TooLong(_))
+        ));
         // An endless continuation: many short lines.
         let endless: Vec<u8> = b"250-x\r\n".repeat(MAX_LINES + 1);
-        assert!(matches!(parse_all(&endless, 7), Err(ReplyError::TooLong(_))));
-        let big: Vec<u8> = [b"250-".as_slice(), &vec![b'b'; 4000], b"\r\n"].concat().repeat(20);
+        assert!(matches!(
+            parse_all(&endless, 7),
+            Err(ReplyError::TooLong(_))
+        ));
+        let big: Vec<u8> = [b"250-".as_slice(), &vec![b'b'; 4000], b"\r\n"]
+            .concat()
+            .repeat(20);
         assert!(matches!(parse_all(&big, 4096), Err(ReplyError::TooLong(_))));
     }
 

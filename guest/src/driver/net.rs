@@ -61,7 +61,10 @@ pub fn connect(server: &wit::Server, limits: &Limits) -> Result<TcpStream, wit::
 fn addresses(server: &wit::Server) -> Result<Vec<SocketAddr>, wit::Error> {
     if let Some(ip) = &server.connect_address {
         let ip: IpAddr = ip.parse().map_err(|_| {
-            convert::invalid("server.connect-address", &format!("{ip:?} is not an IP address"))
+            convert::invalid(
+                "server.connect-address",
+                &format!("{ip:?} is not an IP address"),
+            )
         })?;
         return Ok(vec![SocketAddr::new(ip, server.port)]);
     }

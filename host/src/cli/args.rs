@@ -41,7 +41,12 @@ pub struct SendArgs {
     #[arg(long)]
     pub security: Option<String>,
     /// The password, when the URL names a user without one.
-    #[arg(long = "password-env-only", env = "SMTP_PASSWORD", hide = true, hide_env_values = true)]
+    #[arg(
+        long = "password-env-only",
+        env = "SMTP_PASSWORD",
+        hide = true,
+        hide_env_values = true
+    )]
     pub password: Option<String>,
     /// Connect to this IP address instead of resolving the host.
     #[arg(long)]

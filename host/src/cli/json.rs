@@ -42,7 +42,8 @@ struct JsonAttachment {
 
 /// Parses a JSON message; `base_dir` resolves relative attachment paths.
 pub fn parse_message(json: &str, base_dir: &Path) -> Result<Message, String> {
-    let m: JsonMessage = serde_json::from_str(json).map_err(|e| format!("invalid JSON message: {e}"))?;
+    let m: JsonMessage =
+        serde_json::from_str(json).map_err(|e| format!("invalid JSON message: {e}"))?;
     let from = match m.from {
         Some(v) => one_mailbox("from", &v)?,
         None => return Err("the JSON message has no \"from\"".into()),
@@ -62,7 +63,9 @@ pub fn parse_message(json: &str, base_dir: &Path) -> Result<Message, String> {
         html: m.html,
         attachments,
         headers: headers(m.headers.as_ref())?,
-        message_id: m.message_id.map(|id| id.trim_start_matches('<').trim_end_matches('>').to_string()),
+        message_id: m
+            .message_id
+            .map(|id| id.trim_start_matches('<').trim_end_matches('>').to_string()),
         date: None,
     })
 }
@@ -75,13 +78,18 @@ fn one_mailbox(field: &str, v: &Value) -> Result<Mailbox, String> {
                 .get("address")
                 .and_then(Value::as_str)
                 .ok_or_else(|| format!("{field}: an address object needs \"address\""))?;
-            let name = o.get("name").and_then(Value::as_str).filter(|n| !n.is_empty());
+            let name = o
+                .get("name")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty());
             Ok(Mailbox {
                 name: name.map(str::to_string),
                 address: address.to_string(),
             })
         }
-        _ => Err(format!("{field}: expected \"Name <address>\" or {{name, address}}")),
+        _ => Err(format!(
+            "{field}: expected \"Name <address>\" or {{name, address}}"
+        )),
     }
 }
 
@@ -93,7 +101,9 @@ fn mailboxes(field: &str, v: Option<&Value>) -> Result<Vec<Mailbox>, String> {
             let mut out = Vec::new();
             for (i, item) in items.iter().enumerate() {
                 match item {
-                    Value::String(s) => out.extend(parse_list(s).map_err(|e| format!("{field}[{i}]: {e}"))?),
+                    Value::String(s) => {
+                        out.extend(parse_list(s).map_err(|e| format!("{field}[{i}]: {e}"))?)
+                    }
                     other => out.push(one_mailbox(&format!("{field}[{i}]"), other)?),
                 }
             }
@@ -115,10 +125,16 @@ fn headers(v: Option<&Value>) -> Result<Vec<Header>, String> {
             let mut out = Vec::new();
             for (name, value) in map {
                 let values = match value {
-                    Value::Array(list) => list.iter().map(|v| text(v, name)).collect::<Result<Vec<_>, _>>()?,
+                    Value::Array(list) => list
+                        .iter()
+                        .map(|v| text(v, name))
+                        .collect::<Result<Vec<_>, _>>()?,
                     v => vec![text(v, name)?],
                 };
-                out.extend(values.into_iter().map(|value| Header { name: name.clone(), value }));
+                out.extend(values.into_iter().map(|value| Header {
+                    name: name.clone(),
+                    value,
+                }));
             }
             Ok(out)
         }
@@ -129,7 +145,10 @@ fn headers(v: Option<&Value>) -> Result<Vec<Header>, String> {
                 let key = item.get("key").and_then(Value::as_str);
                 let value = item.get("value");
                 match (key, value) {
-                    (Some(k), Some(v)) => Ok(Header { name: k.to_string(), value: text(v, k)? }),
+                    (Some(k), Some(v)) => Ok(Header {
+                        name: k.to_string(),
+                        value: text(v, k)?,
+                    }),
                     _ => Err(format!("headers[{i}]: expected {{key, value}}")),
                 }
             })
@@ -149,14 +168,21 @@ fn attachment(i: usize, a: JsonAttachment, base_dir: &Path) -> Result<Attachment
                     .decode(content.trim())
                     .map_err(|e| format!("{field}.content is not valid base64: {e}"))?,
                 "utf8" | "utf-8" | "text" => content.into_bytes(),
-                other => return Err(format!("{field}.encoding {other:?} is unknown (base64 or utf8)")),
+                other => {
+                    return Err(format!(
+                        "{field}.encoding {other:?} is unknown (base64 or utf8)"
+                    ))
+                }
             };
             (bytes, None)
         }
         (None, Some(path)) => {
             let full = base_dir.join(&path);
-            let bytes = std::fs::read(&full).map_err(|e| format!("{field}.path {}: {e}", full.display()))?;
-            let name = Path::new(&path).file_name().map(|n| n.to_string_lossy().into_owned());
+            let bytes = std::fs::read(&full)
+                .map_err(|e| format!("{field}.path {}: {e}", full.display()))?;
+            let name = Path::new(&path)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned());
             (bytes, name)
         }
     };
@@ -164,7 +190,9 @@ fn attachment(i: usize, a: JsonAttachment, base_dir: &Path) -> Result<Attachment
         .filename
         .or(default_name)
         .ok_or_else(|| format!("{field}: needs a filename"))?;
-    let content_type = a.content_type.unwrap_or_else(|| guess_content_type(&filename).to_string());
+    let content_type = a
+        .content_type
+        .unwrap_or_else(|| guess_content_type(&filename).to_string());
     Ok(Attachment {
         filename,
         content_type,
@@ -176,7 +204,10 @@ fn attachment(i: usize, a: JsonAttachment, base_dir: &Path) -> Result<Attachment
 /// The MIME type for a file name's extension; `application/octet-stream`
 /// when unknown.
 pub fn guess_content_type(filename: &str) -> &'static str {
-    let ext = filename.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    let ext = filename
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
     match ext.as_str() {
         "txt" | "log" => "text/plain",
         "html" | "htm" => "text/html",
@@ -235,10 +266,22 @@ mod tests {
 
     #[test]
     fn bad_json_names_the_problem() {
-        assert!(parse_message("{", Path::new(".")).unwrap_err().contains("invalid JSON"));
-        assert!(parse_message(r#"{"to":"a@x.org"}"#, Path::new(".")).unwrap_err().contains("from"));
-        let e = parse_message(r#"{"from":"a@x.org","attachments":[{"filename":"a","content":"!!"}]}"#, Path::new(".")).unwrap_err();
+        assert!(parse_message("{", Path::new("."))
+            .unwrap_err()
+            .contains("invalid JSON"));
+        assert!(parse_message(r#"{"to":"a@x.org"}"#, Path::new("."))
+            .unwrap_err()
+            .contains("from"));
+        let e = parse_message(
+            r#"{"from":"a@x.org","attachments":[{"filename":"a","content":"!!"}]}"#,
+            Path::new("."),
+        )
+        .unwrap_err();
         assert!(e.contains("attachments[0].content"), "{e}");
-        assert!(parse_message(r#"{"from":"a@x.org","bogus":1}"#, Path::new(".")).unwrap_err().contains("bogus"));
+        assert!(
+            parse_message(r#"{"from":"a@x.org","bogus":1}"#, Path::new("."))
+                .unwrap_err()
+                .contains("bogus")
+        );
     }
 }

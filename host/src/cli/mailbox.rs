@@ -83,8 +83,14 @@ mod tests {
     #[test]
     fn forms() {
         assert_eq!(parse_mailbox("a@x.org").unwrap(), Mailbox::new("a@x.org"));
-        assert_eq!(parse_mailbox(" <a@x.org> ").unwrap(), Mailbox::new("a@x.org"));
-        assert_eq!(parse_mailbox("Ada L <a@x.org>").unwrap(), Mailbox::named("Ada L", "a@x.org"));
+        assert_eq!(
+            parse_mailbox(" <a@x.org> ").unwrap(),
+            Mailbox::new("a@x.org")
+        );
+        assert_eq!(
+            parse_mailbox("Ada L <a@x.org>").unwrap(),
+            Mailbox::named("Ada L", "a@x.org")
+        );
         assert_eq!(
             parse_mailbox("\"Lovelace, Ada\" <a@x.org>").unwrap(),
             Mailbox::named("Lovelace, Ada", "a@x.org")

@@ -77,7 +77,10 @@ fn read_source(source: &str) -> Result<(String, std::path::PathBuf), String> {
         return Ok((json, std::env::current_dir().unwrap_or_default()));
     }
     let json = std::fs::read_to_string(source).map_err(|e| format!("--json {source}: {e}"))?;
-    let base = Path::new(source).parent().map(Path::to_path_buf).unwrap_or_default();
+    let base = Path::new(source)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     Ok((json, base))
 }
 

@@ -58,13 +58,26 @@ pub fn print_receipt(result: &Result<SendReport, Error>, server: &str, json_outp
     }
     match result {
         Ok(report) => {
-            let status = if report.all_accepted() { "Sent" } else { "Partly sent" };
+            let status = if report.all_accepted() {
+                "Sent"
+            } else {
+                "Partly sent"
+            };
             println!(
                 "{status} {} via {server}: {}",
-                report.message_id.as_deref().map(|id| format!("<{id}>")).unwrap_or_default(),
+                report
+                    .message_id
+                    .as_deref()
+                    .map(|id| format!("<{id}>"))
+                    .unwrap_or_default(),
                 report.final_reply
             );
-            let width = report.recipients.iter().map(|r| r.address.len()).max().unwrap_or(0);
+            let width = report
+                .recipients
+                .iter()
+                .map(|r| r.address.len())
+                .max()
+                .unwrap_or(0);
             for r in &report.recipients {
                 let verdict = if r.accepted { "accepted" } else { "refused " };
                 println!("  {verdict}  {:width$}  {}", r.address, r.reply);
@@ -97,10 +110,18 @@ mod tests {
                 .map(|&code| RecipientOutcome {
                     address: "a@x".into(),
                     accepted: code < 300,
-                    reply: Reply { code, enhanced_code: None, text: String::new() },
+                    reply: Reply {
+                        code,
+                        enhanced_code: None,
+                        text: String::new(),
+                    },
                 })
                 .collect(),
-            final_reply: Reply { code: 250, enhanced_code: None, text: String::new() },
+            final_reply: Reply {
+                code: 250,
+                enhanced_code: None,
+                text: String::new(),
+            },
         }
     }
 

@@ -37,7 +37,9 @@ pub fn parse_server_url(url: &str) -> Result<Server, String> {
         };
         let user = percent_decode(user).map_err(|e| format!("the user name {e}"))?;
         let secret = match pass {
-            Some(p) => Some(percent_decode(p).map_err(|_| "the password in the URL is not valid percent-encoding".to_string())?),
+            Some(p) => Some(percent_decode(p).map_err(|_| {
+                "the password in the URL is not valid percent-encoding".to_string()
+            })?),
             None => None,
         };
         server.credentials = Some(Credentials {
@@ -123,7 +125,10 @@ mod tests {
     #[test]
     fn urls() {
         let s = parse_server_url("smtp://mx.example.org").unwrap();
-        assert_eq!((s.host.as_str(), s.port, s.security), ("mx.example.org", 587, Security::StarttlsRequired));
+        assert_eq!(
+            (s.host.as_str(), s.port, s.security),
+            ("mx.example.org", 587, Security::StarttlsRequired)
+        );
         let s = parse_server_url("smtps://u%40x:p%3Ass@mx.example.org").unwrap();
         assert_eq!((s.port, s.security), (465, Security::ImplicitTls));
         let c = s.credentials.unwrap();
