@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use smtp_mailer_host::bindings::exports::smtp_mailer::mailer::types as wit;
 use smtp_mailer_host::{bindings, ErrorKind, MailerCtxBuilder, Server, Stage};
+use smtp_mailer_tests::scripted::Scripted;
 use smtp_mailer_tests::servers::Aiosmtpd;
 use smtp_mailer_tests::support::{loopback, mailer, message};
 
@@ -106,4 +107,75 @@ fn tls_modes_are_refused_rather_than_sent_in_clear() {
     assert!(matches!(err.kind, ErrorKind::Unsupported(_)), "{err:?}");
     std::thread::sleep(Duration::from_millis(200));
     assert!(server.messages().is_empty());
+}
+
+#[test]
+fn a_server_silent_after_the_data_ends_the_send_with_a_timeout() {
+    let server = Scripted::start(|c| {
+        c.open();
+        c.hear_lines(3); // MAIL, RCPT, DATA in one flight
+        c.say("250 ok\r\n250 ok\r\n354 go ahead\r\n");
+        c.hear_data();
+        c.hang(Duration::from_secs(3));
+    });
+    let mut settings = loopback(server.port());
+    settings.timeouts.data = Duration::from_millis(800);
+    let started = Instant::now();
+    let err = mailer()
+        .send(&settings, &message(&["bob@example.test"]))
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    let ErrorKind::Timeout(failure) = &err.kind else {
+        panic!("{err:?}")
+    };
+    assert_eq!(failure.stage, Stage::DataEnd);
+    assert!(elapsed < Duration::from_secs(3), "fired late: {elapsed:?}");
+    let heard = String::from_utf8(server.finish()).unwrap();
+    assert!(
+        heard.starts_with("EHLO tests.example\r\nMAIL FROM:<sender@example.test>"),
+        "{heard}"
+    );
+}
+
+#[test]
+fn a_connection_dropped_before_the_final_reply_is_a_transient_error() {
+    let server = Scripted::start(|c| {
+        c.open();
+        c.hear_lines(3);
+        c.say("250 ok\r\n250 ok\r\n354 go ahead\r\n");
+        c.hear_data();
+    });
+    let err = mailer()
+        .send(&loopback(server.port()), &message(&["bob@example.test"]))
+        .unwrap_err();
+    assert!(
+        matches!(&err.kind, ErrorKind::Connection(f) if f.stage == Stage::DataEnd),
+        "{err:?}"
+    );
+    assert!(err.is_transient());
+    server.finish();
+}
+
+#[test]
+fn the_memory_limit_stops_the_component_and_the_host_goes_on() {
+    let small = smtp_mailer_host::Mailer::builder()
+        .memory_limit(4 << 20)
+        .build()
+        .unwrap();
+    let big = smtp_mailer_host::Message {
+        attachments: vec![smtp_mailer_host::Attachment {
+            filename: "big.bin".into(),
+            content_type: "application/octet-stream".into(),
+            content: vec![7u8; 8 << 20],
+            content_id: None,
+        }],
+        ..message(&["bob@example.test"])
+    };
+    let err = small.build_message(&big).unwrap_err();
+    assert!(matches!(err.kind, ErrorKind::Runtime { .. }), "{err:?}");
+    // The same mailer builds a small message right after.
+    let bytes = small
+        .build_message(&message(&["bob@example.test"]))
+        .unwrap();
+    assert!(bytes.starts_with(b"From: "));
 }

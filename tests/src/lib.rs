@@ -1,0 +1,5 @@
+//! End-to-end test support for SmtpMailer.
+
+pub mod scripted;
+pub mod servers;
+pub mod support;

@@ -1,0 +1,195 @@
+//! aiosmtpd, run by `tests/servers/aiosmtpd_server.py`.
+
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, ErrorKind};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use super::{kill_group, tail, wait_for_messages, workspace_root, Received, INSTALL_SCRIPT};
+
+/// The aiosmtpd version that the install script pins.
+pub const AIOSMTPD_VERSION: &str = "1.4.6";
+
+/// How long the script may take to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Settings of an [`Aiosmtpd`] server.
+#[derive(Clone, Debug, Default)]
+pub struct AiosmtpdOptions {
+    /// Advertise `SIZE n` and refuse larger messages (`552`). `None` keeps
+    /// aiosmtpd's default of 32 MiB.
+    pub size_limit: Option<usize>,
+    /// Advertise and accept SMTPUTF8.
+    pub smtputf8: bool,
+}
+
+/// An aiosmtpd server on 127.0.0.1, stopped when dropped.
+///
+/// Python 3 is `python3` from `PATH`, or `$SMTP_MAILER_PYTHON`.
+#[derive(Debug)]
+pub struct Aiosmtpd {
+    child: Child,
+    /// Closing it tells the script to exit, should this process die first.
+    _stdin: ChildStdin,
+    port: u16,
+    outdir: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Aiosmtpd {
+    /// Starts a server with default options.
+    pub fn start() -> Self {
+        Self::start_with(AiosmtpdOptions::default())
+    }
+
+    /// Starts a server. Panics, saying how to install what is missing, when
+    /// Python or aiosmtpd is not there.
+    pub fn start_with(opts: AiosmtpdOptions) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("aiosmtpd-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("aiosmtpd: cannot create a temporary directory: {e}"));
+        let outdir = dir.path().join("messages");
+        fs::create_dir(&outdir).unwrap_or_else(|e| panic!("aiosmtpd: {}: {e}", outdir.display()));
+        let stderr_path = dir.path().join("stderr.log");
+        let stderr = File::create(&stderr_path)
+            .unwrap_or_else(|e| panic!("aiosmtpd: {}: {e}", stderr_path.display()));
+
+        let python = std::env::var("SMTP_MAILER_PYTHON").unwrap_or_else(|_| "python3".into());
+        let script = workspace_root().join("tests/servers/aiosmtpd_server.py");
+        let mut command = Command::new(&python);
+        command.arg(&script).arg("0").arg(&outdir);
+        if let Some(limit) = opts.size_limit {
+            command.arg("--size-limit").arg(limit.to_string());
+        }
+        if opts.smtputf8 {
+            command.arg("--smtputf8");
+        }
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .env("PYTHONUNBUFFERED", "1");
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) if e.kind() == ErrorKind::NotFound => panic!(
+                "aiosmtpd: `{python}` was not found. Install Python 3 and run \
+                 {INSTALL_SCRIPT} (or `pip install aiosmtpd=={AIOSMTPD_VERSION}`); \
+                 $SMTP_MAILER_PYTHON may name another interpreter"
+            ),
+            Err(e) => panic!("aiosmtpd: cannot run `{python}`: {e}"),
+        };
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+
+        match read_ready_line(stdout) {
+            Some(port) => Aiosmtpd {
+                child,
+                _stdin: stdin,
+                port,
+                outdir,
+                _dir: dir,
+            },
+            None => {
+                kill_group(&mut child);
+                let log = tail(&stderr_path);
+                if log.contains("No module named 'aiosmtpd'") {
+                    panic!(
+                        "aiosmtpd: the Python module aiosmtpd is missing for `{python}`. \
+                         Run {INSTALL_SCRIPT} (or `{python} -m pip install \
+                         aiosmtpd=={AIOSMTPD_VERSION}`)"
+                    );
+                }
+                panic!(
+                    "aiosmtpd: {} did not print READY within {START_TIMEOUT:?}; stderr:\n{log}",
+                    script.display()
+                );
+            }
+        }
+    }
+
+    /// The port the server listens on, on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The messages accepted so far, in the order they were accepted.
+    pub fn messages(&self) -> Vec<Received> {
+        read_messages(&self.outdir)
+    }
+
+    /// Waits until at least `n` messages were accepted and returns them all.
+    /// Panics after `timeout`.
+    pub fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
+        wait_for_messages("aiosmtpd", n, timeout, || self.messages())
+    }
+}
+
+impl Drop for Aiosmtpd {
+    fn drop(&mut self) {
+        kill_group(&mut self.child);
+    }
+}
+
+/// Reads `READY <port>` from the script's stdout; `None` on end of file,
+/// anything else or timeout.
+fn read_ready_line(stdout: std::process::ChildStdout) -> Option<u16> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(START_TIMEOUT).ok()?;
+    line.trim().strip_prefix("READY ")?.parse().ok()
+}
+
+/// Reads every complete `NNNNNN.json` + `NNNNNN.eml` pair in `outdir`.
+fn read_messages(outdir: &Path) -> Vec<Received> {
+    let entries =
+        fs::read_dir(outdir).unwrap_or_else(|e| panic!("aiosmtpd: {}: {e}", outdir.display()));
+    let mut numbers: Vec<u64> = entries
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".eml")?.parse().ok()
+        })
+        .collect();
+    numbers.sort_unstable();
+    numbers
+        .into_iter()
+        .map(|number| {
+            let base = outdir.join(format!("{number:06}"));
+            let meta = fs::read(base.with_extension("json"))
+                .unwrap_or_else(|e| panic!("aiosmtpd: {}.json: {e}", base.display()));
+            let meta: serde_json::Value = serde_json::from_slice(&meta)
+                .unwrap_or_else(|e| panic!("aiosmtpd: {}.json: {e}", base.display()));
+            let data = fs::read(base.with_extension("eml"))
+                .unwrap_or_else(|e| panic!("aiosmtpd: {}.eml: {e}", base.display()));
+            Received {
+                mail_from: meta["mail_from"].as_str().unwrap_or_default().to_owned(),
+                rcpt_to: strings(&meta["rcpt_tos"]),
+                data,
+                connection: meta["session"].as_u64().unwrap_or_default(),
+                mail_options: strings(&meta["mail_options"]),
+            }
+        })
+        .collect()
+}
+
+fn strings(value: &serde_json::Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
