@@ -47,13 +47,19 @@ fn mailer(component: Option<&std::path::Path>) -> Result<Mailer, u8> {
     })
 }
 
+/// The message the options describe and the mailer to run it, or the exit
+/// code of the failure, already reported.
+fn prepare(
+    message: &cli::args::MessageArgs,
+    component: Option<&std::path::Path>,
+) -> Result<(smtp_mailer_host::Message, Mailer), u8> {
+    let message = message_from_args(message).map_err(invalid)?;
+    Ok((message, mailer(component)?))
+}
+
 fn send(args: SendArgs) -> u8 {
-    let message = match message_from_args(&args.message) {
-        Ok(m) => m,
-        Err(e) => return invalid(e),
-    };
-    let mailer = match mailer(args.component.as_deref()) {
-        Ok(m) => m,
+    let (message, mailer) = match prepare(&args.message, args.component.as_deref()) {
+        Ok(ready) => ready,
         Err(code) => return code,
     };
     let Some(url) = &args.server else {
@@ -133,12 +139,8 @@ fn send_to_embedded_capture(
 }
 
 fn build(args: BuildArgs) -> u8 {
-    let message = match message_from_args(&args.message) {
-        Ok(m) => m,
-        Err(e) => return invalid(e),
-    };
-    let mailer = match mailer(args.component.as_deref()) {
-        Ok(m) => m,
+    let (message, mailer) = match prepare(&args.message, args.component.as_deref()) {
+        Ok(ready) => ready,
         Err(code) => return code,
     };
     match mailer.build_message(&message) {
