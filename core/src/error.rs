@@ -90,6 +90,24 @@ pub enum Error {
         /// What is missing.
         detail: String,
     },
+    /// TLS could not be had or kept: STARTTLS missing or refused where it
+    /// is required, or a handshake or certificate failure. The connection
+    /// must not be reused.
+    Tls {
+        /// What failed, naming the cause (unknown issuer, wrong name,
+        /// expired, protocol version) and, where there is one, what to do.
+        detail: String,
+        /// The server's reply, when it refused STARTTLS.
+        reply: Option<Reply>,
+    },
+    /// Authentication failed or cannot be done safely. Never holds a
+    /// secret.
+    Auth {
+        /// What failed, with a hint.
+        detail: String,
+        /// The server's reply, when it refused.
+        reply: Option<Reply>,
+    },
     /// The session was closed after an earlier failure, or by `quit`.
     Closed,
 }
@@ -114,6 +132,9 @@ impl Error {
                     || recipients.iter().any(|r| r.reply.is_transient_negative())
             }
             Error::Closed => true,
+            Error::Tls { reply, .. } | Error::Auth { reply, .. } => {
+                reply.as_ref().is_some_and(Reply::is_transient_negative)
+            }
             Error::InvalidInput { .. } | Error::Protocol { .. } | Error::Unsupported { .. } => {
                 false
             }
@@ -123,7 +144,7 @@ impl Error {
     /// True when the connection is in an unknown state and must be closed.
     pub fn is_fatal(&self) -> bool {
         match self {
-            Error::Protocol { .. } | Error::Closed => true,
+            Error::Protocol { .. } | Error::Closed | Error::Tls { .. } | Error::Auth { .. } => true,
             Error::Rejected { reply, .. } => reply.code == 421,
             Error::InvalidInput { .. } | Error::Unsupported { .. } => false,
         }
@@ -154,6 +175,7 @@ impl fmt::Display for Error {
                 )
             }
             Error::Unsupported { detail, .. } => write!(f, "{detail}"),
+            Error::Tls { detail, .. } | Error::Auth { detail, .. } => f.write_str(detail),
             Error::Closed => write!(
                 f,
                 "the session is closed after an earlier failure; open a new session"

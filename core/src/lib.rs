@@ -11,10 +11,11 @@
 //! - [`address`] parses and checks mailbox addresses.
 //!
 //! ```
-//! use smtp_mailer_core::smtp::{Client, ClientConfig, Event};
+//! use smtp_mailer_core::smtp::{Client, ClientConfig, Event, TlsPolicy};
 //! use smtp_mailer_core::smtp::reply::Reply;
 //!
-//! let mut client = Client::new(ClientConfig::new("client.example").unwrap());
+//! let config = ClientConfig::new("client.example").unwrap();
+//! let mut client = Client::new(config.with_tls(TlsPolicy::PlaintextInsecure));
 //! client.handle_reply(Reply::new(220, "mx.example ESMTP")).unwrap();
 //! assert_eq!(client.take_output(), b"EHLO client.example\r\n");
 //! client.handle_reply(Reply::parse_lines(&["250-mx.example", "250 PIPELINING"]).unwrap()).unwrap();

@@ -2,8 +2,15 @@
 //! cases real servers produce), fed in chunks of every size.
 
 use smtp_mailer_core::smtp::reply::ReplyParser;
-use smtp_mailer_core::smtp::{Client, ClientConfig, Envelope, Event};
+use smtp_mailer_core::smtp::{Client, ClientConfig, Envelope, Event, TlsPolicy};
 use smtp_mailer_core::{Error, Stage};
+
+/// A configuration without TLS, for the transcripts of plain SMTP.
+fn plain(name: &str) -> ClientConfig {
+    ClientConfig::new(name)
+        .unwrap()
+        .with_tls(TlsPolicy::PlaintextInsecure)
+}
 
 /// Feeds `server` bytes to the client in chunks of `chunk` bytes; returns
 /// what the client wrote in response and the fatal error, if any.
@@ -45,7 +52,7 @@ fn for_each_chunk(max: usize, mut body: impl FnMut(usize)) {
 }
 
 fn opened(server: &str, chunk: usize) -> Client {
-    let mut client = Client::new(ClientConfig::new("client.example").unwrap());
+    let mut client = Client::new(plain("client.example"));
     let (wrote, err) = feed(&mut client, server, chunk);
     assert!(err.is_none(), "{err:?}");
     assert!(wrote.starts_with("EHLO client.example\r\n"), "{wrote}");
@@ -141,7 +148,7 @@ fn without_pipelining_commands_wait_for_replies() {
 
 #[test]
 fn ehlo_refused_falls_back_to_helo_without_extensions() {
-    let mut client = Client::new(ClientConfig::new("client.example").unwrap());
+    let mut client = Client::new(plain("client.example"));
     let (wrote, _) = feed(
         &mut client,
         "220 x\r\n502 5.5.1 EHLO not implemented\r\n",
@@ -321,7 +328,7 @@ fn refusal_after_the_data_is_reported_with_recipients() {
 
 #[test]
 fn service_closing_is_fatal_at_any_stage() {
-    let mut client = Client::new(ClientConfig::new("c.example").unwrap());
+    let mut client = Client::new(plain("c.example"));
     let (_, err) = feed(&mut client, "421 4.3.2 shutting down\r\n", 3);
     let err = err.unwrap();
     assert!(err.is_transient() && err.is_fatal());
@@ -362,7 +369,7 @@ fn unexpected_replies_are_protocol_errors() {
     ));
     assert!(client.is_closed());
 
-    let mut client = Client::new(ClientConfig::new("c.example").unwrap());
+    let mut client = Client::new(plain("c.example"));
     let (_, err) = feed(&mut client, "554 5.3.2 go away\r\n", 64);
     assert!(matches!(
         err,
@@ -391,7 +398,7 @@ fn reset_and_quit() {
 #[test]
 fn client_name_and_operations_out_of_order() {
     assert!(ClientConfig::new("bad name\r\nMAIL").is_err());
-    let mut client = Client::new(ClientConfig::new("c.example").unwrap());
+    let mut client = Client::new(plain("c.example"));
     assert!(client
         .send(envelope("a@x.example", &["b@y.example"]), b"x")
         .is_err());

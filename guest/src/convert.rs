@@ -19,17 +19,20 @@ fn build_context() -> BuildContext {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO);
-    let mut random = [0u8; 12];
-    // Without randomness the time alone keeps ids apart between builds.
-    let _ = getrandom::fill(&mut random);
-    let mut unique = format!("{:x}.", now.as_nanos());
-    for b in random {
-        unique.push_str(&format!("{b:02x}"));
-    }
+    let unique = format!("{:x}.{}", now.as_nanos(), random_hex(12));
     BuildContext {
         now: now.as_secs() as i64,
         unique,
     }
+}
+
+/// `bytes` random bytes from wasi:random, in hex. Should the source fail,
+/// the bytes stay zero: ids then rely on the time they also carry, and a
+/// SCRAM nonce on the server's half.
+pub fn random_hex(bytes: usize) -> String {
+    let mut random = vec![0u8; bytes];
+    let _ = getrandom::fill(&mut random);
+    random.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn mailbox(m: wit::Mailbox) -> core::Mailbox {
@@ -170,6 +173,19 @@ pub fn core_error(e: CoreError) -> wit::Error {
         CoreError::Unsupported { stage: s, detail } => wit::ErrorCode::Unsupported(wit::Failure {
             stage: stage(s),
             detail,
+        }),
+        CoreError::Tls { detail, .. } => wit::ErrorCode::Tls(wit::Failure {
+            stage: wit::Stage::Tls,
+            detail,
+        }),
+        CoreError::Auth { reply: r, .. } => wit::ErrorCode::Authentication(wit::Rejection {
+            stage: wit::Stage::Auth,
+            reply: r.map(reply).unwrap_or(wit::Reply {
+                code: 0,
+                enhanced_code: None,
+                text: String::new(),
+            }),
+            recipients: Vec::new(),
         }),
         CoreError::Closed => wit::ErrorCode::Connection(wit::Failure {
             stage: wit::Stage::Connect,

@@ -2,13 +2,15 @@
 //! use.
 
 use std::cell::RefCell;
-use std::net::TcpStream;
 use std::time::Duration;
 
-use smtp_mailer_core::smtp::{Client, ClientConfig, Envelope, Event};
+use smtp_mailer_core::smtp::auth::{Credentials, Secret};
+use smtp_mailer_core::smtp::{AuthSettings, Client, ClientConfig, Envelope, Event, TlsPolicy};
 
 use crate::convert;
-use crate::driver::{net, Driver, Limits};
+use crate::driver::stream::Stream;
+use crate::driver::tls::{self, TlsStream};
+use crate::driver::{net, Driver, Limits, TlsSetup};
 use crate::exports::smtp_mailer::mailer::sessions::GuestSession;
 use crate::smtp_mailer_mailer_types as wit;
 
@@ -17,18 +19,41 @@ const DEFAULT_CLIENT_NAME: &str = "localhost";
 
 /// An open connection that has greeted the server.
 pub struct Connected {
-    driver: Driver<TcpStream>,
+    driver: Driver,
 }
 
 impl Connected {
-    /// Checks the settings, connects, reads the greeting and says EHLO.
+    /// Checks the settings, connects (with TLS from the first byte in
+    /// implicit-TLS mode), reads the greeting, says EHLO, and upgrades
+    /// with STARTTLS when the security mode asks for it.
     pub fn open(server: &wit::Server) -> Result<Connected, wit::Error> {
-        check_security(server)?;
+        let policy = tls_policy(server)?;
         let limits = limits(server)?;
         let name = server.client_name.as_deref().unwrap_or(DEFAULT_CLIENT_NAME);
-        let config = ClientConfig::new(name).map_err(convert::core_error)?;
-        let stream = net::connect(server, &limits)?;
-        let mut driver = Driver::new(stream, Client::new(config), limits);
+        let mut config = ClientConfig::new(name)
+            .map_err(convert::core_error)?
+            .with_tls(policy);
+        if let Some(auth) = auth_settings(server) {
+            config = config.with_auth(auth);
+        }
+        let tls = match policy {
+            TlsPolicy::PlaintextInsecure => None,
+            _ => Some(TlsSetup {
+                config: tls::client_config(server.ca_pem.as_deref())?,
+                host: server.host.clone(),
+            }),
+        };
+        let tcp = net::connect(server, &limits)?;
+        let stream = match (&tls, policy) {
+            (Some(setup), TlsPolicy::Implicit) => Stream::Tls(Box::new(TlsStream::handshake(
+                tcp,
+                &setup.host,
+                setup.config.clone(),
+                limits.command,
+            )?)),
+            _ => Stream::Plain(tcp),
+        };
+        let mut driver = Driver::new(stream, tls, Client::new(config), limits);
         match driver.run()? {
             Event::Ready => Ok(Connected { driver }),
             other => Err(unexpected(other)),
@@ -81,22 +106,43 @@ fn unexpected(event: Event) -> wit::Error {
     })
 }
 
-/// TLS and AUTH are not in this version: refuse rather than send in clear.
-fn check_security(server: &wit::Server) -> Result<(), wit::Error> {
-    if server.security != wit::Security::PlaintextInsecure {
-        return Err(convert::unsupported(
-            wit::Stage::Tls,
-            "TLS is not available in this version of the component; only the \
-             plaintext-insecure security mode (for loopback and test servers) works",
+/// The AUTH settings of the server's credentials, with a fresh nonce.
+fn auth_settings(server: &wit::Server) -> Option<AuthSettings> {
+    let c = server.credentials.as_ref()?;
+    let credentials = match &c.secret {
+        wit::Secret::Password(p) => {
+            Credentials::with_password(c.user.clone(), Secret::new(p.clone()))
+        }
+        wit::Secret::Oauth2Token(t) => {
+            Credentials::with_token(c.user.clone(), Secret::new(t.clone()))
+        }
+    };
+    Some(AuthSettings {
+        credentials,
+        mechanism: c.mechanism.clone(),
+        client_nonce: convert::random_hex(16),
+        host: server.host.clone(),
+        port: server.port,
+    })
+}
+
+/// The TLS policy of the security mode. Port 465 is implicit TLS: any
+/// other mode there would wait for a greeting that never comes.
+fn tls_policy(server: &wit::Server) -> Result<TlsPolicy, wit::Error> {
+    let policy = match server.security {
+        wit::Security::ImplicitTls => TlsPolicy::Implicit,
+        wit::Security::StarttlsRequired => TlsPolicy::StartTlsRequired,
+        wit::Security::StarttlsOpportunistic => TlsPolicy::StartTlsOpportunistic,
+        wit::Security::PlaintextInsecure => TlsPolicy::PlaintextInsecure,
+    };
+    if server.port == 465 && policy != TlsPolicy::Implicit {
+        return Err(tls::tls_error(
+            "port 465 is the implicit-TLS (SMTPS) port, where the server waits for a TLS \
+             handshake before its greeting: use the implicit-tls security mode"
+                .into(),
         ));
     }
-    if server.credentials.is_some() {
-        return Err(convert::unsupported(
-            wit::Stage::Auth,
-            "AUTH is not available in this version of the component",
-        ));
-    }
-    Ok(())
+    Ok(policy)
 }
 
 fn limits(server: &wit::Server) -> Result<Limits, wit::Error> {

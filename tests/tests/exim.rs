@@ -61,6 +61,7 @@ fn exim_html_attachment_and_non_ascii() {
 fn exim_refused_recipient_and_size_limit() {
     let server = Exim::start_with(EximOptions {
         size_limit: Some(4_000),
+        ..EximOptions::default()
     });
     let report = mailer()
         .send(

@@ -98,13 +98,18 @@ fn a_closed_port_is_a_connection_error() {
 }
 
 #[test]
-fn tls_modes_are_refused_rather_than_sent_in_clear() {
+fn starttls_required_against_a_server_without_it_sends_nothing() {
     let server = Aiosmtpd::start();
     let settings = Server::new("127.0.0.1", server.port());
     let err = mailer()
         .send(&settings, &message(&["bob@example.test"]))
         .unwrap_err();
-    assert!(matches!(err.kind, ErrorKind::Unsupported(_)), "{err:?}");
+    assert!(matches!(err.kind, ErrorKind::Tls(_)), "{err:?}");
+    assert!(
+        err.message.contains("does not offer STARTTLS"),
+        "{}",
+        err.message
+    );
     std::thread::sleep(Duration::from_millis(200));
     assert!(server.messages().is_empty());
 }

@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::io::Write as _;
 
+use super::auth::{AuthError, Authenticator, Credentials, Mechanism, Step};
 use super::command::Command;
 use super::data::encode_data;
 use super::envelope::Envelope;
@@ -12,20 +13,70 @@ use super::{Delivery, RecipientOutcome};
 use crate::address::check_client_name;
 use crate::error::{Error, Stage};
 
+/// How the connection is to be protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsPolicy {
+    /// The driver runs TLS from the first byte: the session is protected
+    /// from the greeting on.
+    Implicit,
+    /// STARTTLS, or the session ends before any AUTH or MAIL: when the
+    /// server does not offer it, refuses it, or the handshake fails.
+    StartTlsRequired,
+    /// STARTTLS when offered; plaintext when not offered or refused.
+    StartTlsOpportunistic,
+    /// No TLS.
+    PlaintextInsecure,
+}
+
+/// What AUTH needs. `Debug` shows no secret.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// The user name with a password or a token.
+    pub credentials: Credentials,
+    /// The mechanism the caller insists on, or none for the strongest one
+    /// both sides offer.
+    pub mechanism: Option<String>,
+    /// A fresh random nonce (letters and digits, 16 or more) for SCRAM.
+    pub client_nonce: String,
+    /// The server's host name and port, for OAUTHBEARER.
+    pub host: String,
+    /// The server's port.
+    pub port: u16,
+}
+
 /// Settings of a client that hold for the whole connection.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     client_name: String,
+    tls: TlsPolicy,
+    auth: Option<AuthSettings>,
 }
 
 impl ClientConfig {
     /// A configuration that greets the server as `client_name`, a host name
-    /// or an address literal such as `[127.0.0.1]`.
+    /// or an address literal such as `[127.0.0.1]`, with STARTTLS
+    /// required.
     pub fn new(client_name: &str) -> Result<ClientConfig, Error> {
         check_client_name(client_name).map_err(|e| Error::invalid("server.client-name", e))?;
         Ok(ClientConfig {
             client_name: client_name.to_string(),
+            tls: TlsPolicy::StartTlsRequired,
+            auth: None,
         })
+    }
+
+    /// The same configuration, authenticating after the (TLS) EHLO. AUTH is
+    /// only ever sent under TLS, unless the policy is
+    /// [`TlsPolicy::PlaintextInsecure`], which the caller chose knowingly.
+    pub fn with_auth(mut self, auth: AuthSettings) -> ClientConfig {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// The same configuration with another TLS policy.
+    pub fn with_tls(mut self, tls: TlsPolicy) -> ClientConfig {
+        self.tls = tls;
+        self
     }
 }
 
@@ -39,6 +90,10 @@ pub enum Event {
     Delivered(Delivery),
     /// A send or reset failed; the connection may carry the next message.
     Failed(Error),
+    /// The server accepted STARTTLS: the driver must check that no byte
+    /// followed the 220 (anything buffered is an injection attempt), run
+    /// the TLS handshake, then call [`Client::tls_established`].
+    StartTls,
     /// An explicit reset succeeded.
     ResetDone,
     /// The server answered QUIT (or the client gave up waiting).
@@ -60,6 +115,8 @@ enum Expect {
     Greeting,
     Ehlo,
     Helo,
+    StartTls,
+    Auth,
     /// RSET inside a transaction's flight.
     TxReset,
     /// RSET asked for by the caller.
@@ -76,6 +133,8 @@ impl Expect {
         match self {
             Expect::Greeting => Stage::Greeting,
             Expect::Ehlo | Expect::Helo => Stage::Hello,
+            Expect::StartTls => Stage::Tls,
+            Expect::Auth => Stage::Auth,
             Expect::TxReset | Expect::Reset => Stage::Reset,
             Expect::Mail => Stage::MailFrom,
             Expect::Rcpt(_) => Stage::RcptTo,
@@ -181,13 +240,16 @@ pub struct Client {
     transaction: Option<Transaction>,
     /// True once a transaction ran: the next one starts with RSET.
     needs_reset: bool,
+    /// True once TLS protects the connection.
+    tls_active: bool,
+    /// The AUTH exchange under way.
+    authenticator: Option<Authenticator>,
 }
 
 impl Client {
     /// A client for a new connection, waiting for the server's greeting.
     pub fn new(config: ClientConfig) -> Client {
         Client {
-            config,
             extensions: Extensions::default(),
             state: State::Opening,
             output: Vec::new(),
@@ -195,7 +257,24 @@ impl Client {
             events: VecDeque::new(),
             transaction: None,
             needs_reset: false,
+            tls_active: config.tls == TlsPolicy::Implicit,
+            authenticator: None,
+            config,
         }
+    }
+
+    /// True when TLS protects the connection.
+    pub fn is_tls_active(&self) -> bool {
+        self.tls_active
+    }
+
+    /// Called by the driver once the STARTTLS handshake succeeded: all that
+    /// the server said before is forgotten, and EHLO is said again.
+    pub fn tls_established(&mut self) {
+        self.tls_active = true;
+        self.extensions = Extensions::default();
+        let name = self.config.client_name.clone();
+        self.push(Command::Ehlo(&name), Expect::Ehlo);
     }
 
     /// What the server announced in its EHLO reply.
@@ -310,6 +389,8 @@ impl Client {
             Expect::Greeting => self.on_greeting(reply),
             Expect::Ehlo => self.on_ehlo(reply),
             Expect::Helo => self.on_helo(reply),
+            Expect::StartTls => self.on_starttls(reply),
+            Expect::Auth => self.on_auth(reply),
             Expect::Reset => self.on_reset(reply),
             Expect::TxReset => self.on_tx_reply(expect, reply),
             Expect::Mail | Expect::Rcpt(_) | Expect::Data | Expect::DataEnd => {
@@ -407,8 +488,7 @@ impl Client {
     fn on_ehlo(&mut self, reply: Reply) -> Result<(), Error> {
         if reply.is_positive() {
             self.extensions = Extensions::from_ehlo(&reply);
-            self.opened();
-            return Ok(());
+            return self.after_hello();
         }
         if reply.is_permanent_negative() {
             // A server that does not know EHLO (RFC 5321 3.2).
@@ -422,10 +502,119 @@ impl Client {
     fn on_helo(&mut self, reply: Reply) -> Result<(), Error> {
         if reply.is_positive() {
             self.extensions = Extensions::default();
-            self.opened();
-            return Ok(());
+            return self.after_hello();
         }
         Err(self.unexpected_or_rejected(Stage::Hello, reply))
+    }
+
+    /// After a positive EHLO or HELO: STARTTLS if the policy asks for it.
+    fn after_hello(&mut self) -> Result<(), Error> {
+        let wants_starttls = matches!(
+            self.config.tls,
+            TlsPolicy::StartTlsRequired | TlsPolicy::StartTlsOpportunistic
+        );
+        if wants_starttls && !self.tls_active {
+            if self.extensions.starttls {
+                let _ = write!(self.output, "STARTTLS\r\n");
+                self.expect.push_back(Expect::StartTls);
+                return Ok(());
+            }
+            if self.config.tls == TlsPolicy::StartTlsRequired {
+                return Err(self.fatal(Error::Tls {
+                    detail: "the server does not offer STARTTLS, and the security mode \
+                             requires it (an attacker may have stripped it); use \
+                             implicit-tls if the server expects TLS from the first byte"
+                        .into(),
+                    reply: None,
+                }));
+            }
+        }
+        self.authenticate_or_open()
+    }
+
+    /// Starts AUTH when credentials are set, else the session is ready.
+    fn authenticate_or_open(&mut self) -> Result<(), Error> {
+        let Some(auth) = self.config.auth.clone() else {
+            self.opened();
+            return Ok(());
+        };
+        if !self.tls_active && self.config.tls != TlsPolicy::PlaintextInsecure {
+            return Err(self.fatal(Error::Auth {
+                detail: "the connection is not protected by TLS, so the credentials were not \
+                         sent; use starttls-required or implicit-tls (plaintext-insecure \
+                         allows AUTH in clear, for test servers only)"
+                    .into(),
+                reply: None,
+            }));
+        }
+        let credentials = &auth.credentials;
+        let chosen = Mechanism::choose(
+            &self.extensions.auth,
+            credentials.has_password(),
+            credentials.has_token(),
+            auth.mechanism.as_deref(),
+        )
+        .and_then(|mechanism| {
+            Authenticator::start(
+                mechanism,
+                credentials,
+                &auth.client_nonce,
+                &auth.host,
+                auth.port,
+            )
+        });
+        match chosen {
+            Ok((line, authenticator)) => {
+                self.output.extend_from_slice(line.as_bytes());
+                self.expect.push_back(Expect::Auth);
+                self.authenticator = Some(authenticator);
+                Ok(())
+            }
+            Err(e) => Err(self.fatal(auth_error(e))),
+        }
+    }
+
+    fn on_auth(&mut self, reply: Reply) -> Result<(), Error> {
+        let Some(authenticator) = self.authenticator.as_mut() else {
+            return Err(self.unexpected(Stage::Auth, &reply));
+        };
+        match authenticator.handle_reply(&reply) {
+            Ok(Step::Respond(line)) => {
+                self.output.extend_from_slice(line.as_bytes());
+                self.expect.push_back(Expect::Auth);
+                Ok(())
+            }
+            Ok(Step::Done) => {
+                self.authenticator = None;
+                self.opened();
+                Ok(())
+            }
+            Err(e) => {
+                self.authenticator = None;
+                Err(self.fatal(auth_error(e)))
+            }
+        }
+    }
+
+    fn on_starttls(&mut self, reply: Reply) -> Result<(), Error> {
+        if reply.code == 220 {
+            self.events.push_back(Event::StartTls);
+            return Ok(());
+        }
+        if reply.is_positive() || reply.is_intermediate() {
+            return Err(self.unexpected(Stage::Tls, &reply));
+        }
+        if self.config.tls == TlsPolicy::StartTlsOpportunistic {
+            return self.authenticate_or_open();
+        }
+        let detail = format!(
+            "the server refused STARTTLS ({}), and the security mode requires it",
+            reply.one_line()
+        );
+        Err(self.fatal(Error::Tls {
+            detail,
+            reply: Some(reply),
+        }))
     }
 
     fn opened(&mut self) {
@@ -537,9 +726,13 @@ impl Client {
                     final_reply: reply,
                 }));
             }
-            Expect::Greeting | Expect::Ehlo | Expect::Helo | Expect::Reset | Expect::Quit => {
-                return Err(self.unexpected(stage, &reply))
-            }
+            Expect::Greeting
+            | Expect::Ehlo
+            | Expect::Helo
+            | Expect::StartTls
+            | Expect::Auth
+            | Expect::Reset
+            | Expect::Quit => return Err(self.unexpected(stage, &reply)),
         }
         Ok(())
     }
@@ -576,6 +769,32 @@ impl Client {
             reply,
             recipients: Vec::new(),
         })
+    }
+}
+
+/// The core error of a failed authentication, with a hint for refusals.
+fn auth_error(e: AuthError) -> Error {
+    match e {
+        AuthError::Rejected { reply, detail } => {
+            let mut text = format!("the server refused the credentials: {}", reply.one_line());
+            if let Some(detail) = detail {
+                text.push_str(&format!(" ({detail})"));
+            }
+            if reply.is_permanent_negative() {
+                text.push_str(
+                    "; check the user name, the password or token, and the mechanism (Gmail \
+                     and Microsoft 365 want an OAuth2 token: XOAUTH2 or OAUTHBEARER)",
+                );
+            }
+            Error::Auth {
+                detail: text,
+                reply: Some(reply),
+            }
+        }
+        other => Error::Auth {
+            detail: format!("authentication failed: {other}"),
+            reply: None,
+        },
     }
 }
 

@@ -8,6 +8,7 @@
 //! which time limit applies), passes each to [`Client::handle_reply`], and
 //! takes the outcome of each operation from [`Client::poll_event`].
 
+pub mod auth;
 pub mod client;
 pub mod command;
 pub mod data;
@@ -15,7 +16,7 @@ pub mod envelope;
 pub mod extensions;
 pub mod reply;
 
-pub use client::{Client, ClientConfig, Event, Wait};
+pub use client::{AuthSettings, Client, ClientConfig, Event, TlsPolicy, Wait};
 pub use envelope::Envelope;
 pub use extensions::Extensions;
 

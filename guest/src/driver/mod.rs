@@ -8,9 +8,16 @@
 //! or drips bytes, ends the operation with a timeout.
 
 pub mod net;
+pub mod stream;
+pub mod tls;
 
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use rustls::ClientConfig as TlsConfig;
+use stream::Stream;
+use tls::TlsStream;
 
 use smtp_mailer_core::smtp::reply::ReplyParser;
 use smtp_mailer_core::smtp::{Client, Event, Wait};
@@ -50,9 +57,19 @@ impl Limits {
 /// The size of one read from the stream.
 const READ_CHUNK: usize = 8 * 1024;
 
+/// What a STARTTLS upgrade needs: the TLS configuration and the name the
+/// certificate must carry.
+pub struct TlsSetup {
+    /// The rustls configuration.
+    pub config: Arc<TlsConfig>,
+    /// The server's host name.
+    pub host: String,
+}
+
 /// A client and its stream.
-pub struct Driver<S> {
-    stream: S,
+pub struct Driver {
+    stream: Stream,
+    tls: Option<TlsSetup>,
     client: Client,
     parser: ReplyParser,
     /// Bytes read but not parsed yet (pipelined replies arrive together).
@@ -60,11 +77,13 @@ pub struct Driver<S> {
     limits: Limits,
 }
 
-impl<S: Timed> Driver<S> {
-    /// A driver for a fresh connection; nothing is read yet.
-    pub fn new(stream: S, client: Client, limits: Limits) -> Self {
+impl Driver {
+    /// A driver for a fresh connection; nothing is read yet. `tls` is
+    /// needed when the client may ask for STARTTLS.
+    pub fn new(stream: Stream, tls: Option<TlsSetup>, client: Client, limits: Limits) -> Self {
         Driver {
             stream,
+            tls,
             client,
             parser: ReplyParser::new(),
             input: Vec::with_capacity(READ_CHUNK),
@@ -94,6 +113,10 @@ impl<S: Timed> Driver<S> {
                 self.write_flight(&output)?;
             }
             if let Some(event) = self.client.poll_event() {
+                if event == Event::StartTls {
+                    self.upgrade()?;
+                    continue;
+                }
                 return Ok(event);
             }
             let Some(wait) = self.client.wait() else {
@@ -174,6 +197,39 @@ impl<S: Timed> Driver<S> {
                 ));
             }
         }
+    }
+
+    /// Runs the STARTTLS handshake. Bytes received after the 220 and before
+    /// the handshake would be read as if protected: they abort the session
+    /// (the STARTTLS response injection of CVE-2011-0411 and its kin).
+    fn upgrade(&mut self) -> Result<(), wit::Error> {
+        if !self.input.is_empty() || self.parser.is_partial() {
+            return Err(protocol(
+                Stage::Tls,
+                format!(
+                    "the server sent {} bytes after its 220 to STARTTLS, before TLS began; \
+                     they could be an injection, so the session is aborted",
+                    self.input.len()
+                ),
+            ));
+        }
+        let Some(setup) = &self.tls else {
+            return Err(protocol(
+                Stage::Tls,
+                "STARTTLS without a TLS configuration".into(),
+            ));
+        };
+        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Closed) else {
+            return Err(protocol(
+                Stage::Tls,
+                "STARTTLS on a stream that is not plain TCP".into(),
+            ));
+        };
+        let tls =
+            TlsStream::handshake(tcp, &setup.host, setup.config.clone(), self.limits.command)?;
+        self.stream = Stream::Tls(Box::new(tls));
+        self.client.tls_established();
+        Ok(())
     }
 
     /// Says QUIT and waits briefly for the goodbye; errors are ignored, the
