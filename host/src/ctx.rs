@@ -128,6 +128,6 @@ mod tests {
             SocketAddrUse::TcpBind
         ));
         assert!(!is_allowed(&allowed, server, SocketAddrUse::TcpListen));
-        assert!(!is_allowed(&allowed, server, SocketAddrUse::UdpConnect));
+        assert!(!is_allowed(&allowed, server, SocketAddrUse::UdpBind));
     }
 }

@@ -91,6 +91,25 @@ fn server_from_args(url: &str, args: &SendArgs) -> Result<Server, String> {
             }
         }
     }
+    if let Some(path) = &args.ca_file {
+        let pem = std::fs::read_to_string(path)
+            .map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
+        server.ca_pem = Some(pem);
+    }
+    if let Some(mechanism) = &args.auth {
+        let credentials = server.credentials.as_mut().ok_or_else(|| {
+            "--auth needs credentials: put the user in the URL (smtp://user@host) and the \
+             password or token in SMTP_PASSWORD"
+                .to_string()
+        })?;
+        let mechanism = mechanism.to_ascii_uppercase();
+        if matches!(mechanism.as_str(), "XOAUTH2" | "OAUTHBEARER") {
+            if let Secret::Password(token) = &credentials.secret {
+                credentials.secret = Secret::OAuth2Token(token.clone());
+            }
+        }
+        credentials.mechanism = Some(mechanism);
+    }
     server.connect_address = args.connect_address.clone();
     server.client_name = args.client_name.clone();
     if let Some(seconds) = args.timeout {

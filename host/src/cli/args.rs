@@ -48,6 +48,15 @@ pub struct SendArgs {
         hide_env_values = true
     )]
     pub password: Option<String>,
+    /// Trust the CA certificates in this PEM file, besides the built-in
+    /// Mozilla roots (for a private CA).
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// The AUTH mechanism: PLAIN, LOGIN, SCRAM-SHA-256, XOAUTH2 or
+    /// OAUTHBEARER (the strongest both sides offer when absent). With
+    /// XOAUTH2 or OAUTHBEARER the URL's password is the OAuth2 token.
+    #[arg(long, value_name = "MECH")]
+    pub auth: Option<String>,
     /// Connect to this IP address instead of resolving the host.
     #[arg(long)]
     pub connect_address: Option<String>,
