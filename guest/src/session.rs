@@ -53,7 +53,14 @@ impl Connected {
             )?)),
             _ => Stream::Plain(tcp),
         };
-        let mut driver = Driver::new(stream, tls, Client::new(config), limits);
+        if server.trace {
+            eprintln!(
+                "* connected to {}:{}",
+                server.connect_address.as_deref().unwrap_or(&server.host),
+                server.port
+            );
+        }
+        let mut driver = Driver::new(stream, tls, Client::new(config), limits, server.trace);
         match driver.run()? {
             Event::Ready => Ok(Connected { driver }),
             other => Err(unexpected(other)),

@@ -123,6 +123,7 @@ pub fn server(server: &Server, connect_address: Option<String>) -> wit::Server {
         }),
         client_name: server.client_name.clone(),
         ca_pem: server.ca_pem.clone(),
+        trace: server.trace,
     }
 }
 

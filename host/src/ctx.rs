@@ -17,14 +17,17 @@ pub const DEFAULT_MEMORY_LIMIT: usize = 64 << 20;
 /// Everything is denied unless allowed here: the component may open TCP
 /// connections only to the addresses given to [`allow_connect`], may not
 /// resolve names, and sees no files, no environment variables, no
-/// arguments and no standard input. Its standard output and error are
-/// discarded.
+/// arguments and no standard input. Its standard output is discarded, and
+/// so is its standard error unless [`inherit_stderr`] is set.
+///
+/// [`inherit_stderr`]: MailerCtxBuilder::inherit_stderr
 ///
 /// [`allow_connect`]: MailerCtxBuilder::allow_connect
 #[derive(Debug, Clone)]
 pub struct MailerCtxBuilder {
     allowed: Vec<SocketAddr>,
     memory_limit: usize,
+    inherit_stderr: bool,
 }
 
 impl Default for MailerCtxBuilder {
@@ -32,6 +35,7 @@ impl Default for MailerCtxBuilder {
         MailerCtxBuilder {
             allowed: Vec::new(),
             memory_limit: DEFAULT_MEMORY_LIMIT,
+            inherit_stderr: false,
         }
     }
 }
@@ -56,6 +60,13 @@ impl MailerCtxBuilder {
         self
     }
 
+    /// Lets the component write to this process's standard error (its
+    /// traces); discarded otherwise.
+    pub fn inherit_stderr(&mut self, inherit: bool) -> &mut Self {
+        self.inherit_stderr = inherit;
+        self
+    }
+
     /// Builds the context for one store.
     pub fn build(&self) -> MailerCtx {
         let allowed: Arc<[SocketAddr]> = self.allowed.clone().into();
@@ -67,6 +78,9 @@ impl MailerCtxBuilder {
                 let allowed = Arc::clone(&allowed);
                 Box::pin(async move { is_allowed(&allowed, address, usage) })
             });
+        if self.inherit_stderr {
+            wasi.inherit_stderr();
+        }
         MailerCtx {
             wasi: wasi.build(),
             table: ResourceTable::new(),

@@ -141,7 +141,7 @@ impl Mailer {
     /// Sends `message` to `server` over a new connection.
     pub fn send(&self, server: &Server, message: &Message) -> Result<SendReport, Error> {
         let (address, settings) = sandboxed_server(server)?;
-        let (mut store, instance) = self.instantiate(allow(address))?;
+        let (mut store, instance) = self.instantiate(allow(address, server))?;
         let call =
             instance
                 .smtp_mailer_mailer_sender()
@@ -158,7 +158,7 @@ impl Mailer {
         data: &[u8],
     ) -> Result<SendReport, Error> {
         let (address, settings) = sandboxed_server(server)?;
-        let (mut store, instance) = self.instantiate(allow(address))?;
+        let (mut store, instance) = self.instantiate(allow(address, server))?;
         let call = instance.smtp_mailer_mailer_sender().call_send_raw(
             &mut store,
             &settings,
@@ -171,7 +171,7 @@ impl Mailer {
     /// Opens a session: one connection for many messages.
     pub fn open_session(&self, server: &Server) -> Result<Session, Error> {
         let (address, settings) = sandboxed_server(server)?;
-        let (store, instance) = self.instantiate(allow(address))?;
+        let (store, instance) = self.instantiate(allow(address, server))?;
         Session::open(store, instance, &settings, self.deadline_ticks)
     }
 
@@ -200,9 +200,9 @@ impl Mailer {
     }
 }
 
-fn allow(address: SocketAddr) -> MailerCtxBuilder {
+fn allow(address: SocketAddr, server: &Server) -> MailerCtxBuilder {
     let mut ctx = MailerCtxBuilder::new();
-    ctx.allow_connect(address);
+    ctx.allow_connect(address).inherit_stderr(server.trace);
     ctx
 }
 

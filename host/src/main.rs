@@ -63,7 +63,7 @@ fn send(args: SendArgs) -> u8 {
         Err(code) => return code,
     };
     let Some(url) = &args.server else {
-        return send_to_embedded_capture(&mailer, &message, args.output);
+        return send_to_embedded_capture(&mailer, &message, args.output, args.verbose);
     };
     let server = match server_from_args(url, &args) {
         Ok(s) => s,
@@ -111,6 +111,7 @@ fn server_from_args(url: &str, args: &SendArgs) -> Result<Server, String> {
         credentials.mechanism = Some(mechanism);
     }
     server.connect_address = args.connect_address.clone();
+    server.trace = args.verbose;
     server.client_name = args.client_name.clone();
     if let Some(seconds) = args.timeout {
         let each = Duration::from_secs(seconds.max(1));
@@ -126,6 +127,7 @@ fn send_to_embedded_capture(
     mailer: &Mailer,
     message: &smtp_mailer_host::Message,
     output: Output,
+    verbose: bool,
 ) -> u8 {
     let capture = match CaptureServer::start(CaptureOptions::default()) {
         Ok(c) => c,
@@ -135,7 +137,8 @@ fn send_to_embedded_capture(
         }
     };
     let address = capture.local_addr();
-    let server = Server::new(address.ip().to_string(), address.port()).plaintext_insecure();
+    let mut server = Server::new(address.ip().to_string(), address.port()).plaintext_insecure();
+    server.trace = verbose;
     let shown = format!("the embedded capture server ({address})");
     let result = mailer.send(&server, message);
     print_receipt(&result, &shown, output == Output::Json);

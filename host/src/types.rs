@@ -177,6 +177,9 @@ pub struct Server {
     pub client_name: Option<String>,
     /// Extra PEM CA certificates to trust.
     pub ca_pem: Option<String>,
+    /// Write the SMTP conversation to this process's standard error, AUTH
+    /// payloads redacted and the content as a byte count.
+    pub trace: bool,
 }
 
 impl Server {
@@ -195,6 +198,7 @@ impl Server {
             timeouts: Timeouts::default(),
             client_name: None,
             ca_pem: None,
+            trace: false,
         }
     }
 

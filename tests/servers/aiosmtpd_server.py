@@ -3,6 +3,9 @@
 
 Usage:
     aiosmtpd_server.py PORT OUTDIR [--size-limit N] [--smtputf8]
+        [--tls-cert PEM --tls-key PEM [--implicit-tls] [--require-starttls]]
+        [--auth-user USER --auth-password PASSWORD [--auth-plaintext]
+         [--auth-required]]
 
 PORT 0 lets the OS pick a free port. Once listening, the script prints
 `READY <port>` on stdout (flushed). It stops on SIGTERM, SIGINT, or when its
@@ -12,7 +15,9 @@ dies takes the server with it; a terminal or /dev/null as stdin is ignored).
 Every accepted message is stored in OUTDIR as a pair of files, numbered from
 000001 in the order the messages were accepted:
     NNNNNN.json  {"mail_from": str, "rcpt_tos": [str], "mail_options": [str],
-                  "rcpt_options": [str], "peer_port": int, "session": int}
+                  "rcpt_options": [str], "peer_port": int, "session": int,
+                  "tls": bool, "tls_version": str|null, "tls_cipher": str|null,
+                  "auth_user": str|null}
     NNNNNN.eml   the DATA content as received, dot-unstuffed, CRLF kept
                  (aiosmtpd's envelope.original_content)
 The .json is written first and the .eml last, each through a temporary name
@@ -20,10 +25,26 @@ and a rename, so a reader that sees NNNNNN.eml also sees a complete NNNNNN.json.
 "session" numbers the connections from 1, so messages sent over one
 connection share it.
 
+"tls" tells whether the message came over TLS (STARTTLS or implicit), with
+the protocol version as Python's ssl names it ("TLSv1.3") and the cipher
+suite; "auth_user" is the user name that AUTH succeeded with, else null.
+
 Recipients are answered by their local part:
     refuse*  550 5.1.1 <addr>: mailbox unavailable
     defer*   450 4.2.0 <addr>: try later
     others   250 OK
+
+TLS (--tls-cert and --tls-key, a PEM certificate chain and its key):
+    by default STARTTLS is offered; --require-starttls refuses every command
+    but EHLO, HELO, NOOP, QUIT and STARTTLS before it (530).
+    --implicit-tls instead speaks TLS from the first byte (as on port 465) and
+    offers no STARTTLS.
+AUTH (--auth-user and --auth-password): PLAIN and LOGIN, offered only over
+    TLS (after STARTTLS, or at once with --implicit-tls) unless
+    --auth-plaintext; other credentials get
+    `535 5.7.8 Authentication credentials invalid`. --auth-required refuses
+    MAIL before AUTH (`530 5.7.0 Authentication required`). Without
+    --auth-user no AUTH is offered, and AUTH gets `502 5.5.1`.
 """
 
 import argparse
@@ -32,10 +53,12 @@ import itertools
 import json
 import os
 import signal
+import ssl
 import stat
 import sys
+import warnings
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, syntax
 
 
 def parse_args(argv):
@@ -50,9 +73,34 @@ def parse_args(argv):
         help="advertise SIZE N and refuse larger messages (default: aiosmtpd's 32 MiB)",
     )
     parser.add_argument("--smtputf8", action="store_true", help="advertise and accept SMTPUTF8")
-    # TLS options (e.g. --tls-cert/--tls-key for STARTTLS) belong here; they
-    # become an ssl.SSLContext passed as `tls_context` in make_protocol().
-    return parser.parse_args(argv)
+    parser.add_argument("--tls-cert", help="PEM certificate (chain) to offer STARTTLS with")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    parser.add_argument(
+        "--implicit-tls",
+        action="store_true",
+        help="speak TLS from the first byte instead of offering STARTTLS",
+    )
+    parser.add_argument(
+        "--require-starttls", action="store_true", help="refuse commands before STARTTLS"
+    )
+    parser.add_argument("--auth-user", help="offer AUTH PLAIN and LOGIN for this user")
+    parser.add_argument("--auth-password", help="the password of --auth-user")
+    parser.add_argument(
+        "--auth-plaintext", action="store_true", help="offer AUTH without TLS too"
+    )
+    parser.add_argument("--auth-required", action="store_true", help="refuse MAIL before AUTH")
+    args = parser.parse_args(argv)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    if (args.implicit_tls or args.require_starttls) and args.tls_cert is None:
+        parser.error("--implicit-tls and --require-starttls need --tls-cert")
+    if args.implicit_tls and args.require_starttls:
+        parser.error("--implicit-tls offers no STARTTLS to require")
+    if (args.auth_user is None) != (args.auth_password is None):
+        parser.error("--auth-user and --auth-password go together")
+    if (args.auth_plaintext or args.auth_required) and args.auth_user is None:
+        parser.error("--auth-plaintext and --auth-required need --auth-user")
+    return args
 
 
 class TestSMTP(SMTP):
@@ -60,9 +108,62 @@ class TestSMTP(SMTP):
 
     _connection_numbers = itertools.count(1)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, offer_auth=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.connection_number = next(self._connection_numbers)
+        self.offer_auth = offer_auth
+        if not offer_auth:
+            # aiosmtpd would offer PLAIN and LOGIN after STARTTLS regardless.
+            self._auth_methods = {}
+
+    @syntax("EHLO hostname")
+    async def smtp_EHLO(self, hostname):
+        if self.offer_auth:
+            return await super().smtp_EHLO(hostname)
+        # Drop the "250-AUTH " line that aiosmtpd writes even with no method.
+        push = self.push
+
+        async def push_but_auth(line):
+            if not line.startswith("250-AUTH"):
+                await push(line)
+
+        self.push = push_but_auth
+        try:
+            await super().smtp_EHLO(hostname)
+        finally:
+            del self.push
+
+    @syntax("AUTH <mechanism>")
+    async def smtp_AUTH(self, arg):
+        if not self.offer_auth:
+            await self.push("502 5.5.1 AUTH not available")
+            return
+        await super().smtp_AUTH(arg)
+
+    def tls_info(self):
+        """(version, cipher) of the TLS session, or None in plaintext."""
+        ssl_object = self.transport.get_extra_info("ssl_object") if self.transport else None
+        if ssl_object is None:
+            return None
+        cipher = ssl_object.cipher()
+        return ssl_object.version(), cipher[0] if cipher else None
+
+
+class Credentials:
+    """The authenticator: one user name and password, compared as UTF-8."""
+
+    def __init__(self, user, password):
+        self.user = user.encode("utf-8")
+        self.password = password.encode("utf-8")
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login == self.user
+            and auth_data.password == self.password
+        )
+        # handled=False: aiosmtpd answers 235, or 535 5.7.8 on failure.
+        return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
 
 class Store:
@@ -84,6 +185,10 @@ class Store:
 
     async def handle_DATA(self, server, session, envelope):
         number = next(self.message_numbers)
+        tls = server.tls_info()
+        auth_user = None
+        if session.authenticated and isinstance(session.auth_data, LoginPassword):
+            auth_user = session.auth_data.login.decode("utf-8", "replace")
         meta = {
             "mail_from": envelope.mail_from,
             "rcpt_tos": list(envelope.rcpt_tos),
@@ -91,6 +196,10 @@ class Store:
             "rcpt_options": list(envelope.rcpt_options),
             "peer_port": session.peer[1] if session.peer else None,
             "session": server.connection_number,
+            "tls": tls is not None,
+            "tls_version": tls[0] if tls else None,
+            "tls_cipher": tls[1] if tls else None,
+            "auth_user": auth_user,
         }
         base = os.path.join(self.outdir, f"{number:06d}")
         write_atomically(base + ".json", json.dumps(meta, ensure_ascii=False).encode("utf-8"))
@@ -142,10 +251,29 @@ async def serve(args):
     if args.size_limit is not None:
         smtp_options["data_size_limit"] = args.size_limit
 
-    def make_protocol():
-        return TestSMTP(handler, loop=loop, **smtp_options)
+    server_ssl = None
+    if args.tls_cert is not None:
+        # A server context: no client certificate asked for.
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.implicit_tls:
+            server_ssl = context
+        else:
+            smtp_options["tls_context"] = context
+            smtp_options["require_starttls"] = args.require_starttls
+    if args.auth_user is not None:
+        smtp_options["authenticator"] = Credentials(args.auth_user, args.auth_password)
+        smtp_options["auth_required"] = args.auth_required
+        # aiosmtpd knows only STARTTLS as TLS; over implicit TLS the whole
+        # connection is encrypted, so AUTH may be offered at once.
+        smtp_options["auth_require_tls"] = not (args.auth_plaintext or args.implicit_tls)
 
-    server = await loop.create_server(make_protocol, host=args.host, port=args.port)
+    def make_protocol():
+        return TestSMTP(handler, loop=loop, offer_auth=args.auth_user is not None, **smtp_options)
+
+    server = await loop.create_server(
+        make_protocol, host=args.host, port=args.port, ssl=server_ssl
+    )
     port = server.sockets[0].getsockname()[1]
     print(f"READY {port}", flush=True)
     try:
@@ -156,6 +284,8 @@ async def serve(args):
 
 
 def main(argv):
+    # aiosmtpd sets the deprecated Session.login_data on every AUTH.
+    warnings.filterwarnings("ignore", message="Session.login_data is deprecated")
     args = parse_args(argv)
     os.makedirs(args.outdir, exist_ok=True)
     asyncio.run(serve(args))

@@ -3,3 +3,4 @@
 pub mod scripted;
 pub mod servers;
 pub mod support;
+pub mod tls;

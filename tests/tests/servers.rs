@@ -1,11 +1,15 @@
 //! The loopback SMTP servers work: raw SMTP over a TcpStream, then what each
-//! server says it received.
+//! server says it received. Their TLS and AUTH are checked with a client
+//! that is not the project's: Python's smtplib and ssl
+//! (`tests/servers/smtp_client.py`), verifying against the test CA.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
+use std::process::Command;
 use std::time::Duration;
 
 use smtp_mailer_tests::servers::{Aiosmtpd, AiosmtpdOptions, Exim, EximOptions, Received};
+use smtp_mailer_tests::tls::TestPki;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -129,6 +133,9 @@ fn aiosmtpd_receives_a_message() {
     assert_eq!(received.len(), 1);
     assert_received(&received[0]);
     assert!(received[0].connection > 0);
+    assert!(!received[0].tls);
+    assert_eq!(received[0].tls_version, None);
+    assert_eq!(received[0].auth_user, None);
 }
 
 #[test]
@@ -156,6 +163,7 @@ fn aiosmtpd_enforces_its_size_limit() {
     let server = Aiosmtpd::start_with(AiosmtpdOptions {
         size_limit: Some(1000),
         smtputf8: true,
+        ..Default::default()
     });
     let mut client = Client::connect(server.port());
     let ehlo = client.command("EHLO client.test").1;
@@ -205,12 +213,19 @@ fn exim_receives_a_message() {
     assert_eq!(received.len(), 1, "{}", server.log());
     assert_received(&received[0]);
     assert_eq!(received[0].connection, 0);
+    assert!(!received[0].tls);
+    assert_eq!(received[0].auth_user, None);
+    assert!(
+        !ehlo.contains("STARTTLS") && !ehlo.contains("AUTH"),
+        "{ehlo}"
+    );
 }
 
 #[test]
 fn exim_delivers_one_message_to_several_recipients_and_by_bdat() {
     let server = Exim::start_with(EximOptions {
         size_limit: Some(1000),
+        ..Default::default()
     });
     let mut client = Client::connect(server.port());
     let ehlo = client.command("EHLO client.test").1;
@@ -244,4 +259,446 @@ fn exim_delivers_one_message_to_several_recipients_and_by_bdat() {
     assert_eq!(received[1].mail_from, "");
     assert_eq!(received[1].rcpt_to, ["dave@example.test"]);
     assert_eq!(received[1].data, MESSAGE);
+}
+
+// --- TLS and AUTH, checked with Python's smtplib and ssl -------------------
+
+const USER: &str = "bob";
+/// Not plain ASCII, and with characters that Exim would otherwise expand.
+const PASSWORD: &str = "s3cret-€-${x}";
+
+/// What `tests/servers/smtp_client.py` reports.
+#[derive(Debug)]
+struct ClientResult {
+    ok: bool,
+    stage: String,
+    code: Option<u64>,
+    error: String,
+    verify_message: String,
+    /// EHLO keywords before and after STARTTLS.
+    ehlo: Vec<String>,
+    ehlo_tls: Vec<String>,
+    tls_version: Option<String>,
+}
+
+/// Runs Python's smtplib against 127.0.0.1:`port` with the script's
+/// arguments (`--tls`, `--cafile`, `--user`, ...).
+fn reference_client(port: u16, args: &[&str]) -> ClientResult {
+    let python = std::env::var("SMTP_MAILER_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/servers/smtp_client.py");
+    let out = Command::new(&python)
+        .arg(script)
+        .arg(port.to_string())
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "smtp_client.py failed: {stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("smtp_client.py printed no JSON ({e}): {stderr}"));
+    let strings = |key: &str| -> Vec<String> {
+        v[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect()
+    };
+    ClientResult {
+        ok: v["ok"].as_bool().unwrap_or_default(),
+        stage: v["stage"].as_str().unwrap_or_default().to_owned(),
+        code: v["code"].as_u64(),
+        error: v["error"].as_str().unwrap_or_default().to_owned(),
+        verify_message: v["verify_message"].as_str().unwrap_or_default().to_owned(),
+        ehlo: strings("ehlo"),
+        ehlo_tls: strings("ehlo_tls"),
+        tls_version: v["tls_version"].as_str().map(str::to_owned),
+    }
+}
+
+/// Arguments for TLS `mode` verified against the test CA, AUTH with
+/// `password` and `mechanism`, and one message to bob@example.test.
+fn tls_auth_send<'a>(
+    pki: &'a TestPki,
+    mode: &'a str,
+    password: &'a str,
+    mechanism: &'a str,
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "--tls",
+        mode,
+        "--user",
+        USER,
+        "--password",
+        password,
+        "--mechanism",
+        mechanism,
+        "--mail-from",
+        "alice@example.test",
+        "--rcpt-to",
+        "bob@example.test",
+    ];
+    if mode != "none" {
+        args.extend(["--cafile", pki.ca.to_str().expect("UTF-8 temporary path")]);
+    }
+    args
+}
+
+fn credentials() -> Option<(String, String)> {
+    Some((USER.to_owned(), PASSWORD.to_owned()))
+}
+
+#[test]
+fn test_pki_writes_pem_files() {
+    let pki = TestPki::generate();
+    assert!(pki.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    assert_eq!(std::fs::read_to_string(&pki.ca).unwrap(), pki.ca_pem);
+    for paths in [
+        &pki.good,
+        &pki.expired,
+        &pki.wrong_name,
+        &pki.unknown_issuer,
+    ] {
+        let cert = std::fs::read_to_string(&paths.cert).unwrap();
+        let key = std::fs::read_to_string(&paths.key).unwrap();
+        assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"), "{cert}");
+        assert!(
+            key.starts_with("-----BEGIN PRIVATE KEY-----"),
+            "PKCS#8: {key}"
+        );
+    }
+    let dir = pki.dir.clone();
+    drop(pki);
+    assert!(!dir.exists(), "the PKI's directory outlives it");
+}
+
+#[test]
+fn aiosmtpd_starttls_then_auth_plain_and_login() {
+    let pki = TestPki::generate();
+    let server = Aiosmtpd::start_with(AiosmtpdOptions {
+        starttls: Some(pki.good.clone()),
+        auth: credentials(),
+        ..Default::default()
+    });
+
+    let result = reference_client(
+        server.port(),
+        &tls_auth_send(&pki, "starttls", PASSWORD, "PLAIN"),
+    );
+    assert!(result.ok, "{result:?}");
+    assert!(result.ehlo.contains(&"STARTTLS".into()), "{result:?}");
+    assert!(
+        !result.ehlo.contains(&"AUTH".into()),
+        "AUTH before TLS: {result:?}"
+    );
+    assert!(result.ehlo_tls.contains(&"AUTH".into()), "{result:?}");
+    assert!(!result.ehlo_tls.contains(&"STARTTLS".into()), "{result:?}");
+
+    let result = reference_client(
+        server.port(),
+        &tls_auth_send(&pki, "starttls", PASSWORD, "LOGIN"),
+    );
+    assert!(result.ok, "{result:?}");
+
+    let received = server.wait_for(2, WAIT);
+    for message in &received {
+        assert!(message.tls);
+        assert_eq!(message.tls_version, result.tls_version);
+        assert_eq!(message.auth_user.as_deref(), Some(USER));
+    }
+    assert_ne!(received[0].connection, received[1].connection);
+}
+
+#[test]
+fn aiosmtpd_refuses_a_wrong_password_and_auth_before_tls() {
+    let pki = TestPki::generate();
+    let server = Aiosmtpd::start_with(AiosmtpdOptions {
+        starttls: Some(pki.good.clone()),
+        auth: credentials(),
+        ..Default::default()
+    });
+    for mechanism in ["PLAIN", "LOGIN"] {
+        let result = reference_client(
+            server.port(),
+            &tls_auth_send(&pki, "starttls", "wrong", mechanism),
+        );
+        assert_eq!(
+            (result.stage.as_str(), result.code),
+            ("auth", Some(535)),
+            "{result:?}"
+        );
+        assert_eq!(result.error, "5.7.8 Authentication credentials invalid");
+    }
+
+    let result = reference_client(
+        server.port(),
+        &tls_auth_send(&pki, "none", PASSWORD, "PLAIN"),
+    );
+    assert_eq!(
+        (result.stage.as_str(), result.code),
+        ("auth", Some(538)),
+        "{result:?}"
+    );
+    assert!(server.messages().is_empty());
+}
+
+#[test]
+fn aiosmtpd_auth_in_plaintext_when_asked() {
+    let pki = TestPki::generate();
+    let server = Aiosmtpd::start_with(AiosmtpdOptions {
+        auth: credentials(),
+        auth_plaintext: true,
+        auth_required: true,
+        ..Default::default()
+    });
+    let result = reference_client(
+        server.port(),
+        &tls_auth_send(&pki, "none", PASSWORD, "PLAIN"),
+    );
+    assert!(result.ok, "{result:?}");
+    assert!(result.ehlo.contains(&"AUTH".into()), "{result:?}");
+
+    // auth_required: no MAIL without AUTH.
+    let mut client = Client::connect(server.port());
+    assert_eq!(client.command("EHLO client.test").0, 250);
+    let (code, text) = client.command("MAIL FROM:<alice@example.test>");
+    assert_eq!(code, 530, "{text}");
+
+    let received = server.wait_for(1, WAIT);
+    assert!(!received[0].tls);
+    assert_eq!(received[0].auth_user.as_deref(), Some(USER));
+}
+
+#[test]
+fn aiosmtpd_without_auth_offers_none() {
+    let pki = TestPki::generate();
+    let server = Aiosmtpd::start_with(AiosmtpdOptions {
+        starttls: Some(pki.good.clone()),
+        require_starttls: true,
+        ..Default::default()
+    });
+    let ca = pki.ca.to_str().unwrap();
+    let args = [
+        "--tls",
+        "starttls",
+        "--cafile",
+        ca,
+        "--user",
+        USER,
+        "--password",
+        PASSWORD,
+    ];
+    let result = reference_client(server.port(), &args);
+    assert!(!result.ehlo_tls.contains(&"AUTH".into()), "{result:?}");
+    assert_eq!(
+        (result.stage.as_str(), result.code),
+        ("auth", Some(502)),
+        "{result:?}"
+    );
+
+    // require_starttls: nothing but EHLO, NOOP, QUIT and STARTTLS before TLS.
+    let mut client = Client::connect(server.port());
+    assert_eq!(client.command("EHLO client.test").0, 250);
+    let (code, text) = client.command("MAIL FROM:<alice@example.test>");
+    assert_eq!(code, 530, "{text}");
+
+    let args = [
+        "--tls",
+        "starttls",
+        "--cafile",
+        ca,
+        "--mail-from",
+        "alice@example.test",
+        "--rcpt-to",
+        "bob@example.test",
+    ];
+    assert!(reference_client(server.port(), &args).ok);
+    let received = server.wait_for(1, WAIT);
+    assert!(received[0].tls);
+    assert_eq!(received[0].auth_user, None);
+}
+
+#[test]
+fn aiosmtpd_implicit_tls_verifies_by_name_and_by_address() {
+    let pki = TestPki::generate();
+    let server = Aiosmtpd::start_with(AiosmtpdOptions {
+        implicit_tls: Some(pki.good.clone()),
+        auth: credentials(),
+        ..Default::default()
+    });
+    let result = reference_client(
+        server.port(),
+        &tls_auth_send(&pki, "implicit", PASSWORD, "PLAIN"),
+    );
+    assert!(result.ok, "{result:?}");
+    assert!(!result.ehlo.contains(&"STARTTLS".into()), "{result:?}");
+    assert!(result.ehlo.contains(&"AUTH".into()), "{result:?}");
+
+    let mut args = tls_auth_send(&pki, "implicit", PASSWORD, "LOGIN");
+    args.extend(["--server-name", "127.0.0.1"]);
+    let result = reference_client(server.port(), &args);
+    assert!(result.ok, "{result:?}");
+
+    let received = server.wait_for(2, WAIT);
+    for message in &received {
+        assert!(message.tls);
+        assert!(message
+            .tls_version
+            .as_deref()
+            .unwrap()
+            .starts_with("TLSv1."));
+        assert_eq!(message.auth_user.as_deref(), Some(USER));
+    }
+}
+
+#[test]
+fn verifying_clients_refuse_the_bad_certificates() {
+    let pki = TestPki::generate();
+    let ca = pki.ca.to_str().unwrap();
+    for (name, cert, reason) in [
+        ("expired", &pki.expired, "certificate has expired"),
+        ("wrong name", &pki.wrong_name, "Hostname mismatch"),
+        (
+            "unknown issuer",
+            &pki.unknown_issuer,
+            "self-signed certificate",
+        ),
+    ] {
+        // Implicit TLS (aiosmtpd, OpenSSL) ...
+        let server = Aiosmtpd::start_with(AiosmtpdOptions {
+            implicit_tls: Some(cert.clone()),
+            ..Default::default()
+        });
+        let result = reference_client(server.port(), &["--tls", "implicit", "--cafile", ca]);
+        assert!(!result.ok, "{name}: {result:?}");
+        assert!(result.verify_message.contains(reason), "{name}: {result:?}");
+        // ... and STARTTLS (Exim, GnuTLS).
+        let server = Exim::start_with(EximOptions {
+            starttls: Some(cert.clone()),
+            ..Default::default()
+        });
+        let result = reference_client(server.port(), &["--tls", "starttls", "--cafile", ca]);
+        assert_eq!(result.stage, "starttls", "{name}: {result:?}");
+        assert!(result.verify_message.contains(reason), "{name}: {result:?}");
+    }
+    // The same client accepts the good certificate by either name.
+    let server = Aiosmtpd::start_with(AiosmtpdOptions {
+        implicit_tls: Some(pki.good.clone()),
+        ..Default::default()
+    });
+    for name in ["localhost", "127.0.0.1"] {
+        let args = ["--tls", "implicit", "--cafile", ca, "--server-name", name];
+        assert!(reference_client(server.port(), &args).ok, "{name}");
+    }
+}
+
+#[test]
+fn exim_starttls_then_auth_plain_and_login() {
+    let pki = TestPki::generate();
+    let server = Exim::start_with(EximOptions {
+        starttls: Some(pki.good.clone()),
+        auth: credentials(),
+        ..Default::default()
+    });
+
+    let result = reference_client(
+        server.port(),
+        &tls_auth_send(&pki, "starttls", PASSWORD, "PLAIN"),
+    );
+    assert!(result.ok, "{result:?}\n{}", server.log());
+    assert!(result.ehlo.contains(&"STARTTLS".into()), "{result:?}");
+    assert!(
+        !result.ehlo.contains(&"AUTH".into()),
+        "AUTH before TLS: {result:?}"
+    );
+    assert!(result.ehlo_tls.contains(&"AUTH".into()), "{result:?}");
+    let result = reference_client(
+        server.port(),
+        &tls_auth_send(&pki, "starttls", PASSWORD, "LOGIN"),
+    );
+    assert!(result.ok, "{result:?}\n{}", server.log());
+
+    let received = server.wait_for(2, WAIT);
+    for message in &received {
+        assert!(message.tls);
+        assert_eq!(message.tls_version, result.tls_version);
+        assert_eq!(message.auth_user.as_deref(), Some(USER));
+        assert_eq!(message.rcpt_to, ["bob@example.test"]);
+    }
+}
+
+#[test]
+fn exim_refuses_a_wrong_password_and_unauthenticated_relay() {
+    let pki = TestPki::generate();
+    let server = Exim::start_with(EximOptions {
+        starttls: Some(pki.good.clone()),
+        auth: credentials(),
+        ..Default::default()
+    });
+    for mechanism in ["PLAIN", "LOGIN"] {
+        let result = reference_client(
+            server.port(),
+            &tls_auth_send(&pki, "starttls", "wrong", mechanism),
+        );
+        assert_eq!(
+            (result.stage.as_str(), result.code),
+            ("auth", Some(535)),
+            "{result:?}"
+        );
+        assert_eq!(result.error, "Incorrect authentication data");
+    }
+    // AUTH where it is not offered.
+    let result = reference_client(
+        server.port(),
+        &tls_auth_send(&pki, "none", PASSWORD, "PLAIN"),
+    );
+    assert_eq!(
+        (result.stage.as_str(), result.code),
+        ("auth", Some(503)),
+        "{result:?}"
+    );
+    assert_eq!(result.error, "AUTH command used when not advertised");
+    // TLS without AUTH: no relaying.
+    let ca = pki.ca.to_str().unwrap();
+    let args = [
+        "--tls",
+        "starttls",
+        "--cafile",
+        ca,
+        "--mail-from",
+        "alice@example.test",
+        "--rcpt-to",
+        "bob@example.test",
+    ];
+    let result = reference_client(server.port(), &args);
+    assert_eq!(
+        (result.stage.as_str(), result.code),
+        ("mail", Some(550)),
+        "{result:?}"
+    );
+    assert!(
+        result.error.contains("5.7.1 relay not permitted"),
+        "{result:?}"
+    );
+    assert!(server.messages().is_empty());
+}
+
+#[test]
+fn exim_auth_in_plaintext_when_asked() {
+    let pki = TestPki::generate();
+    let server = Exim::start_with(EximOptions {
+        auth: credentials(),
+        auth_plaintext: true,
+        ..Default::default()
+    });
+    let result = reference_client(
+        server.port(),
+        &tls_auth_send(&pki, "none", PASSWORD, "LOGIN"),
+    );
+    assert!(result.ok, "{result:?}\n{}", server.log());
+    assert!(result.ehlo.contains(&"AUTH".into()), "{result:?}");
+    let received = server.wait_for(1, WAIT);
+    assert!(!received[0].tls);
+    assert_eq!(received[0].tls_version, None);
+    assert_eq!(received[0].auth_user.as_deref(), Some(USER));
 }

@@ -75,12 +75,25 @@ pub struct Driver {
     /// Bytes read but not parsed yet (pipelined replies arrive together).
     input: Vec<u8>,
     limits: Limits,
+    /// Write the conversation to standard error, secrets redacted.
+    trace: bool,
 }
 
 impl Driver {
     /// A driver for a fresh connection; nothing is read yet. `tls` is
     /// needed when the client may ask for STARTTLS.
-    pub fn new(stream: Stream, tls: Option<TlsSetup>, client: Client, limits: Limits) -> Self {
+    pub fn new(
+        stream: Stream,
+        tls: Option<TlsSetup>,
+        client: Client,
+        limits: Limits,
+        trace: bool,
+    ) -> Self {
+        if trace {
+            if let Stream::Tls(tls) = &stream {
+                eprintln!("* TLS from the first byte: {}", tls.describe());
+            }
+        }
         Driver {
             stream,
             tls,
@@ -88,6 +101,7 @@ impl Driver {
             parser: ReplyParser::new(),
             input: Vec::with_capacity(READ_CHUNK),
             limits,
+            trace,
         }
     }
 
@@ -128,6 +142,9 @@ impl Driver {
                 Wait::Data => self.limits.data,
             };
             let reply = self.read_reply(stage, limit)?;
+            if self.trace {
+                trace_reply(&reply);
+            }
             self.client
                 .handle_reply(reply)
                 .map_err(convert::core_error)?;
@@ -136,6 +153,9 @@ impl Driver {
 
     fn write_flight(&mut self, bytes: &[u8]) -> Result<(), wit::Error> {
         let stage = self.client.pending_stage().unwrap_or(Stage::Connect);
+        if self.trace {
+            trace_flight(stage, bytes);
+        }
         let limit = if bytes.len() > 64 * 1024 {
             self.limits.data
         } else {
@@ -238,6 +258,40 @@ impl Driver {
         if self.client.quit().is_ok() {
             self.limits.command = self.limits.command.min(Duration::from_secs(5));
             let _ = self.run();
+        }
+    }
+}
+
+/// Writes what the client sends: commands as they are, the content as a
+/// byte count, AUTH payloads redacted.
+fn trace_flight(stage: Stage, bytes: &[u8]) {
+    if stage == Stage::DataEnd {
+        eprintln!(
+            "C: <message content and end of data: {} bytes>",
+            bytes.len()
+        );
+        return;
+    }
+    for line in String::from_utf8_lossy(bytes).lines() {
+        if stage != Stage::Auth {
+            eprintln!("C: {line}");
+        } else if let Some(rest) = line.strip_prefix("AUTH ") {
+            let mechanism = rest.split(' ').next().unwrap_or_default();
+            eprintln!("C: AUTH {mechanism} <redacted>");
+        } else {
+            eprintln!("C: <redacted>");
+        }
+    }
+}
+
+/// Writes a reply, line by line.
+fn trace_reply(reply: &smtp_mailer_core::smtp::reply::Reply) {
+    let last = reply.lines.len().saturating_sub(1);
+    for (i, line) in reply.lines.iter().enumerate() {
+        let separator = if i == last { ' ' } else { '-' };
+        match (&reply.enhanced, i) {
+            (Some(code), 0) => eprintln!("S: {}{separator}{code} {line}", reply.code),
+            _ => eprintln!("S: {}{separator}{line}", reply.code),
         }
     }
 }

@@ -138,6 +138,21 @@ impl TlsStream {
         Ok(stream)
     }
 
+    /// The protocol version and cipher suite, for traces.
+    pub fn describe(&self) -> String {
+        let version = self
+            .conn
+            .protocol_version()
+            .map(|v| format!("{v:?}"))
+            .unwrap_or_default();
+        let suite = self
+            .conn
+            .negotiated_cipher_suite()
+            .map(|s| format!("{:?}", s.suite()))
+            .unwrap_or_default();
+        format!("{version} {suite}")
+    }
+
     /// Writes every pending record in one write.
     fn flush_tls(&mut self) -> io::Result<()> {
         while self.conn.wants_write() {

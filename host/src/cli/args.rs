@@ -69,6 +69,10 @@ pub struct SendArgs {
     /// The receipt's format.
     #[arg(long, value_enum, default_value_t = Output::Human)]
     pub output: Output,
+    /// Print the SMTP conversation on standard error (AUTH payloads
+    /// redacted, the content as a byte count).
+    #[arg(short, long)]
+    pub verbose: bool,
     /// The message.
     #[command(flatten)]
     pub message: MessageArgs,

@@ -1,4 +1,8 @@
 //! aiosmtpd, run by `tests/servers/aiosmtpd_server.py`.
+//!
+//! TLS (STARTTLS or implicit) uses Python's `ssl` (OpenSSL); the certificate
+//! and key are read once, when the server starts. Each message's `.json`
+//! records whether it came over TLS and who authenticated.
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, ErrorKind};
@@ -9,6 +13,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::{kill_group, tail, wait_for_messages, workspace_root, Received, INSTALL_SCRIPT};
+use crate::tls::CertPaths;
 
 /// The aiosmtpd version that the install script pins.
 pub const AIOSMTPD_VERSION: &str = "1.4.6";
@@ -24,6 +29,26 @@ pub struct AiosmtpdOptions {
     pub size_limit: Option<usize>,
     /// Advertise and accept SMTPUTF8.
     pub smtputf8: bool,
+    /// Offer STARTTLS with this certificate and key.
+    pub starttls: Option<CertPaths>,
+    /// With [`starttls`](Self::starttls): refuse every command but EHLO,
+    /// HELO, NOOP, QUIT and STARTTLS until TLS is on
+    /// (`530 Must issue a STARTTLS command first`).
+    pub require_starttls: bool,
+    /// Speak TLS from the first byte with this certificate and key, as on
+    /// port 465; no STARTTLS is offered. Not together with `starttls`.
+    pub implicit_tls: Option<CertPaths>,
+    /// Offer AUTH PLAIN and LOGIN for this (user, password), only over TLS
+    /// unless [`auth_plaintext`](Self::auth_plaintext). Other credentials get
+    /// `535 5.7.8 Authentication credentials invalid`; AUTH before TLS gets
+    /// `538 5.7.11 Encryption required for requested authentication
+    /// mechanism`. Without it, no AUTH is offered and AUTH gets `502 5.5.1`.
+    pub auth: Option<(String, String)>,
+    /// Offer AUTH on plaintext connections too.
+    pub auth_plaintext: bool,
+    /// Refuse MAIL until the client authenticated
+    /// (`530 5.7.0 Authentication required`).
+    pub auth_required: bool,
 }
 
 /// An aiosmtpd server on 127.0.0.1, stopped when dropped.
@@ -67,6 +92,34 @@ impl Aiosmtpd {
         }
         if opts.smtputf8 {
             command.arg("--smtputf8");
+        }
+        let tls = match (&opts.starttls, &opts.implicit_tls) {
+            (Some(_), Some(_)) => panic!("aiosmtpd: starttls and implicit_tls exclude each other"),
+            (Some(tls), None) => Some(tls),
+            (None, Some(tls)) => {
+                command.arg("--implicit-tls");
+                Some(tls)
+            }
+            (None, None) => None,
+        };
+        if let Some(tls) = tls {
+            command.arg("--tls-cert").arg(&tls.cert);
+            command.arg("--tls-key").arg(&tls.key);
+        }
+        if opts.require_starttls {
+            command.arg("--require-starttls");
+        }
+        if let Some((user, password)) = &opts.auth {
+            // One argument each, so that a value that starts with `-` is
+            // not taken for an option.
+            command.arg(format!("--auth-user={user}"));
+            command.arg(format!("--auth-password={password}"));
+        }
+        if opts.auth_plaintext {
+            command.arg("--auth-plaintext");
+        }
+        if opts.auth_required {
+            command.arg("--auth-required");
         }
         command
             .stdin(Stdio::piped())
@@ -177,6 +230,9 @@ fn read_messages(outdir: &Path) -> Vec<Received> {
                 data,
                 connection: meta["session"].as_u64().unwrap_or_default(),
                 mail_options: strings(&meta["mail_options"]),
+                tls: meta["tls"].as_bool().unwrap_or_default(),
+                tls_version: meta["tls_version"].as_str().map(str::to_owned),
+                auth_user: meta["auth_user"].as_str().map(str::to_owned),
             }
         })
         .collect()

@@ -18,12 +18,20 @@
 //!
 //! Each message is one maildir file: the content as received (CRLF line
 //! endings, no `Received:` header added) after a `Return-path:` and an
-//! `Envelope-to:` header line that carry the envelope.
+//! `Envelope-to:` header line that carry the envelope, and before those two
+//! lines `X-Fixture-TLS:` (`$tls_in_ver $tls_in_cipher`) and
+//! `X-Fixture-Auth:` (`$authenticated_id`) that tell how it came in.
+//!
+//! TLS and AUTH ([`EximOptions::starttls`], [`EximOptions::auth`]) are
+//! switched on by Exim macros written at the top of the configuration.
+//! Debian's build uses GnuTLS; the certificate and key are copied into the
+//! server's directory, owned by Exim's user, so that both the daemon (root)
+//! and the processes that serve connections (Exim's user) can read them.
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::net::{Ipv4Addr, TcpStream};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -33,6 +41,7 @@ use std::time::{Duration, Instant};
 
 use super::{free_port, kill_group, tail, target_dir, wait_for_messages, workspace_root};
 use super::{Received, INSTALL_SCRIPT};
+use crate::tls::CertPaths;
 
 /// Exim's user in Debian's build.
 const EXIM_USER: &str = "Debian-exim";
@@ -47,6 +56,20 @@ pub struct EximOptions {
     /// Advertise `SIZE n` and refuse larger messages (`552`). `None` keeps
     /// Exim's default of 50 MiB.
     pub size_limit: Option<usize>,
+    /// Offer STARTTLS with this certificate and key (`tls_certificate`,
+    /// `tls_privatekey`, `tls_advertise_hosts = *`).
+    pub starttls: Option<CertPaths>,
+    /// Offer AUTH PLAIN and LOGIN for this (user, password), only over TLS
+    /// unless [`auth_plaintext`](Self::auth_plaintext), and accept
+    /// recipients from authenticated clients only: others get
+    /// `550 5.7.1 relay not permitted` (`refuse*` and `defer*` still get
+    /// their answers first). A wrong password gets
+    /// `535 Incorrect authentication data`; AUTH where it is not offered
+    /// `503 AUTH command used when not advertised`. The user and password
+    /// may hold any character but `\` and control characters.
+    pub auth: Option<(String, String)>,
+    /// Offer AUTH on plaintext connections too.
+    pub auth_plaintext: bool,
 }
 
 /// A private Exim daemon on 127.0.0.1, stopped when dropped.
@@ -98,6 +121,7 @@ impl Exim {
         let template = fs::read_to_string(&template_path)
             .unwrap_or_else(|e| panic!("exim: {}: {e}", template_path.display()));
         let config_path = dir.path().join("exim.conf");
+        let macros = macros(&opts, dir.path(), uid, gid);
 
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port();
@@ -114,7 +138,8 @@ impl Exim {
                     "@SIZE_LIMIT@",
                     &opts.size_limit.unwrap_or(50 << 20).to_string(),
                 )
-                .replace("@BANNER_TOKEN@", &token);
+                .replace("@BANNER_TOKEN@", &token)
+                .replace("@MACROS@", &macros);
             // Exim refuses a configuration that others may write.
             fs::write(&config_path, config)
                 .unwrap_or_else(|e| panic!("exim: {}: {e}", config_path.display()));
@@ -186,6 +211,45 @@ impl Drop for Exim {
     fn drop(&mut self) {
         kill_group(&mut self.child);
     }
+}
+
+/// The macro definitions that switch on TLS and AUTH in the template.
+fn macros(opts: &EximOptions, dir: &Path, uid: u32, gid: u32) -> String {
+    let mut macros = String::new();
+    if let Some(tls) = &opts.starttls {
+        let tls_dir = dir.join("tls");
+        fs::create_dir(&tls_dir).unwrap_or_else(|e| panic!("exim: {}: {e}", tls_dir.display()));
+        for (from, name, macro_name) in [
+            (&tls.cert, "cert.pem", "FIXTURE_TLS_CERT"),
+            (&tls.key, "key.pem", "FIXTURE_TLS_KEY"),
+        ] {
+            let to = tls_dir.join(name);
+            fs::copy(from, &to).unwrap_or_else(|e| {
+                panic!("exim: copy {} to {}: {e}", from.display(), to.display())
+            });
+            std::os::unix::fs::chown(&to, Some(uid), Some(gid))
+                .unwrap_or_else(|e| panic!("exim: chown {}: {e}", to.display()));
+            fs::set_permissions(&to, fs::Permissions::from_mode(0o600))
+                .unwrap_or_else(|e| panic!("exim: chmod {}: {e}", to.display()));
+            macros.push_str(&format!("{macro_name} = {}\n", to.display()));
+        }
+        std::os::unix::fs::chown(&tls_dir, Some(uid), Some(gid))
+            .unwrap_or_else(|e| panic!("exim: chown {}: {e}", tls_dir.display()));
+    }
+    if let Some((user, password)) = &opts.auth {
+        for value in [user, password] {
+            if value.chars().any(|c| c == '\\' || c.is_control()) {
+                panic!("exim: AUTH credentials may not hold `\\` or control characters: {value:?}");
+            }
+        }
+        // \N...\N: taken as is, never expanded.
+        macros.push_str(&format!("FIXTURE_AUTH_USER = \\N{user}\\N\n"));
+        macros.push_str(&format!("FIXTURE_AUTH_PASSWORD = \\N{password}\\N\n"));
+        if opts.auth_plaintext {
+            macros.push_str("FIXTURE_AUTH_PLAINTEXT = yes\n");
+        }
+    }
+    macros
 }
 
 fn find_exim() -> PathBuf {
@@ -303,8 +367,13 @@ fn read_messages(new: &Path) -> Vec<Received> {
     let mut messages: Vec<(MessageId, Received)> = Vec::new();
     for (id, path) in files {
         let bytes = fs::read(&path).unwrap_or_else(|e| panic!("exim: {}: {e}", path.display()));
-        let message = parse_delivered(&bytes)
-            .unwrap_or_else(|| panic!("exim: {} lacks its envelope headers", path.display()));
+        let message = parse_delivered(&bytes).unwrap_or_else(|| {
+            let start = String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned();
+            panic!(
+                "exim: {} does not start with the lines the configuration puts first: {start:?}",
+                path.display()
+            )
+        });
         match messages.last_mut() {
             Some((last, earlier)) if *last == id => earlier.rcpt_to.extend(message.rcpt_to),
             _ => messages.push((id, message)),
@@ -335,42 +404,60 @@ impl MessageId {
     }
 }
 
-/// Splits a delivered file into its envelope headers and the message.
+/// Splits a delivered file into the lines that the configuration puts first
+/// (`X-Fixture-TLS:`, `X-Fixture-Auth:`, `Return-path:`, `Envelope-to:`)
+/// and the message.
 fn parse_delivered(bytes: &[u8]) -> Option<Received> {
-    let mut mail_from = None;
-    let mut rcpt_to = Vec::new();
     let mut rest = bytes;
-    let mut current: Option<&str> = None;
+    let mut next_line = || -> Option<&str> {
+        let end = rest.windows(2).position(|w| w == b"\r\n")? + 2;
+        let line = std::str::from_utf8(&rest[..end - 2]).ok();
+        rest = &rest[end..];
+        line
+    };
+    let tls = next_line()?
+        .strip_prefix("X-Fixture-TLS:")?
+        .trim()
+        .to_owned();
+    let auth = next_line()?
+        .strip_prefix("X-Fixture-Auth:")?
+        .trim()
+        .to_owned();
+    let mail_from = next_line()?
+        .strip_prefix("Return-path:")?
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_owned();
+    let mut rcpt_to = Vec::new();
+    push_addresses(&mut rcpt_to, next_line()?.strip_prefix("Envelope-to:")?);
+    // Continuation lines of Envelope-to, then the message.
     loop {
         let end = rest.windows(2).position(|w| w == b"\r\n")? + 2;
-        let line = std::str::from_utf8(&rest[..end - 2]).ok()?;
-        if let Some(value) = line.strip_prefix("Return-path:") {
-            current = Some("Return-path");
-            mail_from = Some(
-                value
-                    .trim()
-                    .trim_start_matches('<')
-                    .trim_end_matches('>')
-                    .to_owned(),
-            );
-        } else if let Some(value) = line.strip_prefix("Envelope-to:") {
-            current = Some("Envelope-to");
-            push_addresses(&mut rcpt_to, value);
-        } else if line.starts_with([' ', '\t']) && current.is_some() {
-            if current == Some("Envelope-to") {
-                push_addresses(&mut rcpt_to, line);
-            }
-        } else {
+        if !rest.starts_with(b" ") && !rest.starts_with(b"\t") {
             break;
         }
+        push_addresses(&mut rcpt_to, std::str::from_utf8(&rest[..end - 2]).ok()?);
         rest = &rest[end..];
     }
+    // `TLS1.3 <cipher>`: GnuTLS's name for the version; Python's ssl (and
+    // OpenSSL) say `TLSv1.3`.
+    let tls_version = tls
+        .split_whitespace()
+        .next()
+        .map(|v| match v.strip_prefix("TLS") {
+            Some(number) if !number.starts_with('v') => format!("TLSv{number}"),
+            _ => v.to_owned(),
+        });
     Some(Received {
-        mail_from: mail_from?,
+        mail_from,
         rcpt_to,
         data: rest.to_vec(),
         connection: 0,
         mail_options: Vec::new(),
+        tls: !tls.is_empty(),
+        tls_version,
+        auth_user: (!auth.is_empty()).then_some(auth),
     })
 }
 
@@ -389,12 +476,30 @@ mod tests {
 
     #[test]
     fn splits_envelope_headers_from_the_message() {
-        let file = b"Return-path: <a@x.test>\r\nEnvelope-to: b@y.test,\r\n c@z.test\r\n\
+        let file = b"X-Fixture-TLS: \r\nX-Fixture-Auth: \r\n\
+                     Return-path: <a@x.test>\r\nEnvelope-to: b@y.test,\r\n c@z.test\r\n\
                      Subject: hi\r\n\r\n body\r\n";
         let received = parse_delivered(file).unwrap();
         assert_eq!(received.mail_from, "a@x.test");
         assert_eq!(received.rcpt_to, ["b@y.test", "c@z.test"]);
         assert_eq!(received.data, b"Subject: hi\r\n\r\n body\r\n");
+        assert!(!received.tls);
+        assert_eq!(received.tls_version, None);
+        assert_eq!(received.auth_user, None);
+    }
+
+    #[test]
+    fn reads_tls_and_auth_lines() {
+        let file = b"X-Fixture-TLS: TLS1.3 TLS1.3:ECDHE_SECP256R1__AES_256_GCM:256\r\n\
+                     X-Fixture-Auth: bob\r\nReturn-path: <>\r\nEnvelope-to: b@y.test\r\n\
+                     \r\nbody\r\n";
+        let received = parse_delivered(file).unwrap();
+        assert!(received.tls);
+        assert_eq!(received.tls_version.as_deref(), Some("TLSv1.3"));
+        assert_eq!(received.auth_user.as_deref(), Some("bob"));
+        assert_eq!(received.mail_from, "");
+        assert_eq!(received.data, b"\r\nbody\r\n");
+        assert!(parse_delivered(b"Return-path: <>\r\nEnvelope-to: b@y.test\r\n\r\n").is_none());
     }
 
     #[test]

@@ -11,6 +11,11 @@
 //!   `tests/servers/exim.conf.in`. Offers PIPELINING, 8BITMIME, SIZE, CHUNKING
 //!   and SMTPUTF8. Needs root.
 //!
+//! Both offer STARTTLS and AUTH (PLAIN, LOGIN) on request, aiosmtpd also
+//! implicit TLS, with certificates from [`crate::tls::TestPki`]; each
+//! [`Received`] tells whether its message came over TLS and who
+//! authenticated.
+//!
 //! Both answer a recipient by its local part: `refuse*` gets
 //! `550 5.1.1 <addr>: mailbox unavailable`, `defer*` gets
 //! `450 4.2.0 <addr>: try later`, anything else is accepted.
@@ -60,6 +65,13 @@ pub struct Received {
     /// The parameters of `MAIL FROM`, upper-cased, e.g. `BODY=8BITMIME`,
     /// `SIZE=1234`, `SMTPUTF8` (aiosmtpd only; empty for Exim).
     pub mail_options: Vec<String>,
+    /// Whether the message came over TLS (STARTTLS or implicit TLS).
+    pub tls: bool,
+    /// The TLS version when [`tls`](Self::tls), spelt as OpenSSL does:
+    /// `TLSv1.3`, `TLSv1.2` (Exim's `TLS1.3` is rewritten to match).
+    pub tls_version: Option<String>,
+    /// The user name that AUTH succeeded with, if the client authenticated.
+    pub auth_user: Option<String>,
 }
 
 /// The root of the Cargo workspace (the parent of this crate).

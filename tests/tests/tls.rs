@@ -1,0 +1,315 @@
+//! TLS and AUTH through the real component: STARTTLS and implicit TLS
+//! against aiosmtpd and Exim with a test CA the tests generate, AUTH, and
+//! the failures users meet (bad certificates, wrong password, confused TLS
+//! styles, STARTTLS injection and stripping).
+
+use std::time::{Duration, Instant};
+
+use smtp_mailer_host::{Credentials, ErrorKind, Secret, Security, Server, Stage};
+use smtp_mailer_tests::scripted::Scripted;
+use smtp_mailer_tests::servers::{Aiosmtpd, AiosmtpdOptions, Exim, EximOptions};
+use smtp_mailer_tests::support::{mailer, message};
+use smtp_mailer_tests::tls::TestPki;
+
+const WAIT: Duration = Duration::from_secs(10);
+const USER: &str = "alice";
+const PASSWORD: &str = "correct horse battery staple";
+
+/// Settings for a TLS server on loopback whose certificate says `localhost`.
+fn tls_server(port: u16, security: Security, pki: &TestPki) -> Server {
+    let mut server = Server::new("localhost", port);
+    server.connect_address = Some("127.0.0.1".into());
+    server.security = security;
+    server.ca_pem = Some(pki.ca_pem.clone());
+    server.client_name = Some("tests.example".into());
+    server
+}
+
+fn with_password(mut server: Server, password: &str, mechanism: Option<&str>) -> Server {
+    server.credentials = Some(Credentials {
+        user: USER.into(),
+        secret: Secret::Password(password.into()),
+        mechanism: mechanism.map(str::to_string),
+    });
+    server
+}
+
+fn auth() -> Option<(String, String)> {
+    Some((USER.into(), PASSWORD.into()))
+}
+
+#[test]
+fn starttls_then_auth_plain_and_login_against_aiosmtpd() {
+    let pki = TestPki::generate();
+    let server = Aiosmtpd::start_with(AiosmtpdOptions {
+        starttls: Some(pki.good.clone()),
+        auth: auth(),
+        ..Default::default()
+    });
+    for (i, mechanism) in [Some("PLAIN"), Some("LOGIN"), None].into_iter().enumerate() {
+        let settings = with_password(
+            tls_server(server.port(), Security::StarttlsRequired, &pki),
+            PASSWORD,
+            mechanism,
+        );
+        let report = mailer()
+            .send(&settings, &message(&["bob@example.test"]))
+            .unwrap();
+        assert!(report.all_accepted());
+        let got = &server.wait_for(i + 1, WAIT)[i];
+        assert!(got.tls, "the message crossed TLS");
+        assert_eq!(got.auth_user.as_deref(), Some(USER));
+    }
+}
+
+#[test]
+fn implicit_tls_against_aiosmtpd() {
+    let pki = TestPki::generate();
+    let server = Aiosmtpd::start_with(AiosmtpdOptions {
+        implicit_tls: Some(pki.good.clone()),
+        auth: auth(),
+        ..Default::default()
+    });
+    let settings = with_password(
+        tls_server(server.port(), Security::ImplicitTls, &pki),
+        PASSWORD,
+        None,
+    );
+    let mut session = mailer().open_session(&settings).unwrap();
+    for _ in 0..3 {
+        session.send(&message(&["bob@example.test"])).unwrap();
+    }
+    session.close().unwrap();
+    let got = server.wait_for(3, WAIT);
+    assert!(got
+        .iter()
+        .all(|m| m.tls && m.auth_user.as_deref() == Some(USER)));
+}
+
+#[test]
+fn a_wrong_password_is_an_authentication_error_without_the_secret() {
+    let pki = TestPki::generate();
+    let server = Aiosmtpd::start_with(AiosmtpdOptions {
+        starttls: Some(pki.good.clone()),
+        auth: auth(),
+        ..Default::default()
+    });
+    let secret = "hunter2-wrong";
+    let settings = with_password(
+        tls_server(server.port(), Security::StarttlsRequired, &pki),
+        secret,
+        None,
+    );
+    let err = mailer()
+        .send(&settings, &message(&["bob@example.test"]))
+        .unwrap_err();
+    let ErrorKind::Authentication(rejection) = &err.kind else {
+        panic!("{err:?}")
+    };
+    assert_eq!(rejection.reply.code, 535);
+    assert!(err.is_permanent());
+    assert!(
+        err.message.contains("check the user name"),
+        "{}",
+        err.message
+    );
+    let shown = format!("{err} {err:?} {settings:?}");
+    assert!(!shown.contains(secret), "the secret leaked: {shown}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(server.messages().is_empty());
+}
+
+#[test]
+fn certificate_failures_name_their_cause() {
+    let pki = TestPki::generate();
+    let cases = [
+        (pki.unknown_issuer.clone(), "unknown issuer"),
+        (pki.wrong_name.clone(), "not valid for the name localhost"),
+        (pki.expired.clone(), "expired"),
+    ];
+    for (cert, cause) in cases {
+        let server = Aiosmtpd::start_with(AiosmtpdOptions {
+            starttls: Some(cert),
+            ..Default::default()
+        });
+        let settings = tls_server(server.port(), Security::StarttlsRequired, &pki);
+        let err = mailer()
+            .send(&settings, &message(&["bob@example.test"]))
+            .unwrap_err();
+        assert!(matches!(err.kind, ErrorKind::Tls(_)), "{err:?}");
+        assert!(err.message.contains(cause), "{cause}: {}", err.message);
+        assert!(server.messages().is_empty());
+    }
+    // Without the test CA, even the good certificate is refused.
+    let server = Aiosmtpd::start_with(AiosmtpdOptions {
+        starttls: Some(pki.good.clone()),
+        ..Default::default()
+    });
+    let mut settings = tls_server(server.port(), Security::StarttlsRequired, &pki);
+    settings.ca_pem = None;
+    let err = mailer()
+        .send(&settings, &message(&["bob@example.test"]))
+        .unwrap_err();
+    assert!(err.message.contains("unknown issuer"), "{}", err.message);
+}
+
+#[test]
+fn confused_tls_styles_fail_fast_with_the_mode_to_use() {
+    let pki = TestPki::generate();
+    // Implicit TLS against a server that greets in plaintext (a STARTTLS port).
+    let server = Aiosmtpd::start_with(AiosmtpdOptions {
+        starttls: Some(pki.good.clone()),
+        ..Default::default()
+    });
+    let started = Instant::now();
+    let err = mailer()
+        .send(
+            &tls_server(server.port(), Security::ImplicitTls, &pki),
+            &message(&["bob@example.test"]),
+        )
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3), "not a timeout");
+    assert!(
+        err.message.contains("use starttls-required"),
+        "{}",
+        err.message
+    );
+
+    // STARTTLS against an implicit-TLS server: the server waits for a
+    // handshake; port 465 is recognised before connecting.
+    let started = Instant::now();
+    let err = mailer()
+        .send(
+            &tls_server(465, Security::StarttlsRequired, &pki),
+            &message(&["bob@example.test"]),
+        )
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(
+        err.message.contains("use the implicit-tls security mode"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn starttls_response_injection_aborts_the_session() {
+    let server = Scripted::start(|c| {
+        c.say("220 scripted.test ESMTP\r\n");
+        c.hear_line();
+        c.say("250-scripted.test\r\n250 STARTTLS\r\n");
+        c.hear_line();
+        // The 220 and an injected reply in one segment.
+        c.say("220 2.0.0 Ready\r\n250-injected\r\n250 AUTH PLAIN\r\n");
+        c.drain();
+    });
+    let pki = TestPki::generate();
+    let settings = with_password(
+        tls_server(server.port(), Security::StarttlsRequired, &pki),
+        PASSWORD,
+        None,
+    );
+    let err = mailer()
+        .send(&settings, &message(&["bob@example.test"]))
+        .unwrap_err();
+    assert!(
+        matches!(&err.kind, ErrorKind::Protocol(f) if f.stage == Stage::Tls),
+        "{err:?}"
+    );
+    assert!(err.message.contains("injection"), "{}", err.message);
+    let heard = String::from_utf8(server.finish()).unwrap();
+    assert_eq!(
+        heard, "EHLO tests.example\r\nSTARTTLS\r\n",
+        "nothing after STARTTLS"
+    );
+}
+
+#[test]
+fn credentials_are_never_sent_in_clear_when_starttls_is_missing() {
+    let server = Aiosmtpd::start_with(AiosmtpdOptions {
+        auth: auth(),
+        auth_plaintext: true,
+        ..Default::default()
+    });
+    let pki = TestPki::generate();
+    let settings = with_password(
+        tls_server(server.port(), Security::StarttlsOpportunistic, &pki),
+        PASSWORD,
+        None,
+    );
+    let err = mailer()
+        .send(&settings, &message(&["bob@example.test"]))
+        .unwrap_err();
+    assert!(matches!(err.kind, ErrorKind::Authentication(_)), "{err:?}");
+    assert!(err.message.contains("not protected by TLS"));
+    // Stripped STARTTLS in required mode: a TLS error, no AUTH, no MAIL.
+    let settings = with_password(
+        tls_server(server.port(), Security::StarttlsRequired, &pki),
+        PASSWORD,
+        None,
+    );
+    let err = mailer()
+        .send(&settings, &message(&["bob@example.test"]))
+        .unwrap_err();
+    assert!(matches!(err.kind, ErrorKind::Tls(_)), "{err:?}");
+    assert!(server.messages().is_empty());
+}
+
+#[test]
+fn exim_starttls_with_auth() {
+    let pki = TestPki::generate();
+    let server = Exim::start_with(EximOptions {
+        starttls: Some(pki.good.clone()),
+        auth: auth(),
+        ..Default::default()
+    });
+    let settings = with_password(
+        tls_server(server.port(), Security::StarttlsRequired, &pki),
+        PASSWORD,
+        None,
+    );
+    let report = mailer()
+        .send(&settings, &message(&["bob@example.test"]))
+        .unwrap();
+    assert!(report.all_accepted());
+    assert_eq!(server.wait_for(1, Duration::from_secs(15)).len(), 1);
+    let wrong = with_password(
+        tls_server(server.port(), Security::StarttlsRequired, &pki),
+        "nope",
+        None,
+    );
+    let err = mailer()
+        .send(&wrong, &message(&["bob@example.test"]))
+        .unwrap_err();
+    assert!(matches!(err.kind, ErrorKind::Authentication(_)), "{err:?}");
+}
+
+#[test]
+fn a_starttls_send_on_a_new_connection_has_no_nagle_stall() {
+    let pki = TestPki::generate();
+    let server = Aiosmtpd::start_with(AiosmtpdOptions {
+        starttls: Some(pki.good.clone()),
+        ..Default::default()
+    });
+    let settings = tls_server(server.port(), Security::StarttlsRequired, &pki);
+    mailer()
+        .send(&settings, &message(&["bob@example.test"]))
+        .unwrap();
+    // A stall adds 40 ms to every send; the fastest of several shows it
+    // whatever else the machine is doing.
+    let fastest = (0..7)
+        .map(|_| {
+            let started = Instant::now();
+            mailer()
+                .send(&settings, &message(&["bob@example.test"]))
+                .unwrap();
+            started.elapsed()
+        })
+        .min()
+        .unwrap();
+    eprintln!("fastest STARTTLS send on a new connection: {fastest:?}");
+    assert!(
+        fastest < Duration::from_millis(40),
+        "a send took {fastest:?}: a Nagle stall"
+    );
+}
