@@ -5,15 +5,21 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use mail_parser::MimeHeaders;
-use smtp_mailer_tests::servers::Aiosmtpd;
+use smtp_mailer_tests::servers::{Aiosmtpd, AiosmtpdOptions};
 use smtp_mailer_tests::support::{assert_no_bcc, cli_binary, parse};
+use smtp_mailer_tests::tls::TestPki;
 
 fn run(args: &[&str], stdin: Option<&str>) -> Output {
+    run_with_env(args, stdin, &[])
+}
+
+fn run_with_env(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(cli_binary());
     command
         .args(args)
         .env_remove("SMTP_URL")
         .env_remove("SMTP_PASSWORD")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -274,4 +280,115 @@ fn capture_command_stores_each_message() {
     assert!(files.iter().any(|f| f.ends_with(".json")), "{files:?}");
     let data = std::fs::read(dir.path().join(eml)).unwrap();
     assert_eq!(parse(&data).body_text(0).unwrap().trim_end(), "captured");
+}
+
+#[test]
+fn tls_and_auth_from_the_url_and_environment_never_print_the_secret() {
+    use base64::Engine as _;
+    let b64 = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
+    let pki = TestPki::generate();
+    let password = "s3cret-Pa55word";
+    let server = Aiosmtpd::start_with(AiosmtpdOptions {
+        starttls: Some(pki.good.clone()),
+        auth: Some(("alice".into(), password.into())),
+        ..Default::default()
+    });
+    let ca = pki.ca.to_str().unwrap().to_string();
+    let url = format!("smtp://alice@localhost:{}", server.port());
+    let secrets = [
+        password.to_string(),
+        b64(password.as_bytes()),
+        b64(format!("\0alice\0{password}").as_bytes()),
+    ];
+    for (mechanism, expected_code) in [("PLAIN", 0), ("LOGIN", 0)] {
+        let out = run_with_env(
+            &[
+                "send",
+                "-v",
+                "--server",
+                &url,
+                "--connect-address",
+                "127.0.0.1",
+                "--ca-file",
+                &ca,
+                "--auth",
+                mechanism,
+                "--from",
+                "a@example.test",
+                "--to",
+                "b@example.test",
+                "--text",
+                "over TLS",
+                "--output",
+                "json",
+            ],
+            None,
+            &[("SMTP_PASSWORD", password)],
+        );
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(expected_code), "{all}");
+        assert!(
+            all.contains("C: STARTTLS") && all.contains(&format!("C: AUTH {mechanism} <redacted>")),
+            "{all}"
+        );
+        for secret in &secrets {
+            assert!(
+                !all.contains(secret.as_str()),
+                "{mechanism}: {secret} appears in:\n{all}"
+            );
+        }
+    }
+    // A wrong password: a permanent failure, and still no secret.
+    let out = run_with_env(
+        &[
+            "send",
+            "-v",
+            "--server",
+            &url,
+            "--connect-address",
+            "127.0.0.1",
+            "--ca-file",
+            &ca,
+            "--from",
+            "a@example.test",
+            "--to",
+            "b@example.test",
+            "--text",
+            "x",
+        ],
+        None,
+        &[("SMTP_PASSWORD", "wrong-Pa55word")],
+    );
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(69), "{all}");
+    assert!(all.contains("535"), "{all}");
+    assert!(
+        !all.contains("wrong-Pa55word") && !all.contains(&b64(b"wrong-Pa55word")),
+        "{all}"
+    );
+    // Without the CA file the certificate is refused, naming the cause.
+    let out = run_with_env(
+        &[
+            "send",
+            "--server",
+            &url,
+            "--connect-address",
+            "127.0.0.1",
+            "--from",
+            "a@example.test",
+            "--to",
+            "b@example.test",
+            "--text",
+            "x",
+        ],
+        None,
+        &[("SMTP_PASSWORD", password)],
+    );
+    assert_eq!(out.status.code(), Some(69));
+    assert!(
+        text(&out.stderr).contains("unknown issuer"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(server.wait_for(2, Duration::from_secs(10)).len(), 2);
 }

@@ -313,3 +313,143 @@ fn a_starttls_send_on_a_new_connection_has_no_nagle_stall() {
         "a send took {fastest:?}: a Nagle stall"
     );
 }
+
+/// A scripted server that offers STARTTLS and answers it with `answer`,
+/// then records what else the client writes.
+fn starttls_answered_with(answer: &'static str) -> Scripted {
+    Scripted::start(move |c| {
+        c.say("220 scripted.test ESMTP\r\n");
+        c.hear_line();
+        c.say("250-scripted.test\r\n250-AUTH PLAIN\r\n250 STARTTLS\r\n");
+        c.hear_line();
+        c.say(answer);
+        c.drain();
+    })
+}
+
+#[test]
+fn required_mode_refused_or_dropped_leaves_nothing_after_starttls() {
+    let pki = TestPki::generate();
+    for (answer, kind) in [
+        (
+            "454 4.7.0 TLS not available due to temporary reason\r\n",
+            "refused",
+        ),
+        ("220 2.0.0 Ready to start TLS\r\n", "dropped"),
+    ] {
+        let server = starttls_answered_with(answer);
+        let port = server.port();
+        // For "dropped", the script closes the connection once the client
+        // starts its handshake: drain() returns at the first bytes' end.
+        let settings = with_password(
+            tls_server(port, Security::StarttlsRequired, &pki),
+            PASSWORD,
+            None,
+        );
+        let err = mailer()
+            .send(&settings, &message(&["bob@example.test"]))
+            .unwrap_err();
+        let heard = server.finish();
+        let text = String::from_utf8_lossy(&heard);
+        assert!(
+            text.starts_with("EHLO tests.example\r\nSTARTTLS\r\n"),
+            "{kind}: {text}"
+        );
+        assert!(
+            !text.contains("AUTH") && !text.contains("MAIL"),
+            "{kind}: {text}"
+        );
+        match kind {
+            "refused" => {
+                assert!(matches!(err.kind, ErrorKind::Tls(_)), "{err:?}");
+                assert!(err.is_transient(), "454 is temporary");
+                assert_eq!(text, "EHLO tests.example\r\nSTARTTLS\r\n");
+            }
+            _ => assert!(
+                matches!(err.kind, ErrorKind::Tls(_) | ErrorKind::Connection(_)),
+                "{err:?}"
+            ),
+        }
+    }
+}
+
+/// A plaintext server offering the OAuth mechanisms; it answers the AUTH
+/// line with `answer` and records everything.
+fn oauth_server(answer: &'static str) -> Scripted {
+    Scripted::start(move |c| {
+        c.say("220 scripted.test ESMTP\r\n");
+        c.hear_line();
+        c.say("250-scripted.test\r\n250-PIPELINING\r\n250 AUTH XOAUTH2 OAUTHBEARER PLAIN\r\n");
+        c.hear_line();
+        c.say(answer);
+        if answer.starts_with("334") {
+            c.hear_line();
+            c.say("535 5.7.8 Username and Password not accepted\r\n");
+        } else {
+            c.hear_lines(3);
+            c.say("250 ok\r\n250 ok\r\n354 go\r\n");
+            c.hear_data();
+            c.say("250 queued\r\n");
+            c.hear_line();
+            c.say("221 bye\r\n");
+        }
+        c.drain();
+    })
+}
+
+fn with_token(port: u16, mechanism: &str) -> Server {
+    let mut server = Server::new("mail.example", port).plaintext_insecure();
+    server.connect_address = Some("127.0.0.1".into());
+    server.client_name = Some("tests.example".into());
+    server.credentials = Some(Credentials {
+        user: "alice@example.test".into(),
+        secret: Secret::OAuth2Token("ya29.token-value".into()),
+        mechanism: Some(mechanism.into()),
+    });
+    server
+}
+
+fn decode(b64: &str) -> String {
+    use base64::Engine as _;
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn xoauth2_and_oauthbearer_exchanges() {
+    for (mechanism, expected) in [
+        ("XOAUTH2", "user=alice@example.test\x01auth=Bearer ya29.token-value\x01\x01"),
+        (
+            "OAUTHBEARER",
+            "n,a=alice@example.test,\x01host=mail.example\x01port=25\x01auth=Bearer ya29.token-value\x01\x01",
+        ),
+    ] {
+        // Success.
+        let server = oauth_server("235 2.7.0 Accepted\r\n");
+        let mut settings = with_token(server.port(), mechanism);
+        settings.port = server.port();
+        let port = server.port();
+        mailer().send(&settings, &message(&["bob@example.test"])).unwrap();
+        let heard = String::from_utf8(server.finish()).unwrap();
+        let auth_line = heard.lines().nth(1).unwrap();
+        let (command, payload) = auth_line.rsplit_once(' ').unwrap();
+        assert_eq!(command, format!("AUTH {mechanism}"));
+        assert_eq!(decode(payload), expected.replace("port=25", &format!("port={port}")));
+
+        // Failure: a 334 with the JSON error, answered as the mechanism says.
+        let server = oauth_server("334 eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIn0=\r\n");
+        let settings = with_token(server.port(), mechanism);
+        let err = mailer().send(&settings, &message(&["bob@example.test"])).unwrap_err();
+        assert!(matches!(err.kind, ErrorKind::Authentication(_)), "{err:?}");
+        assert!(!format!("{err:?}").contains("ya29.token-value"));
+        let heard = String::from_utf8(server.finish()).unwrap();
+        let answer = heard.lines().nth(2).unwrap();
+        let expected_answer = if mechanism == "XOAUTH2" { "" } else { "AQ==" };
+        assert_eq!(answer, expected_answer, "{mechanism}: {heard:?}");
+        assert!(!heard.contains("MAIL FROM"));
+    }
+}
