@@ -62,6 +62,22 @@ impl Conversation {
         let _ = self.stream.write_all(text.as_bytes());
     }
 
+    /// Writes raw bytes.
+    pub fn say_bytes(&mut self, bytes: &[u8]) {
+        let _ = self.stream.write_all(bytes);
+    }
+
+    /// Reads whatever the client sent in its next segment.
+    pub fn hear_some(&mut self) -> Vec<u8> {
+        let bytes = match self.reader.fill_buf() {
+            Ok(buf) => buf.to_vec(),
+            Err(_) => Vec::new(),
+        };
+        self.reader.consume(bytes.len());
+        self.heard.extend_from_slice(&bytes);
+        bytes
+    }
+
     /// Reads one line from the client, CRLF included; empty at the end.
     pub fn hear_line(&mut self) -> String {
         let mut line = Vec::new();

@@ -453,3 +453,28 @@ fn xoauth2_and_oauthbearer_exchanges() {
         assert!(!heard.contains("MAIL FROM"));
     }
 }
+
+#[test]
+fn a_protocol_version_refusal_is_named() {
+    // An implicit-TLS server that answers the ClientHello with a fatal
+    // protocol_version alert, as a TLS 1.0-only server does.
+    let server = Scripted::start(|c| {
+        c.hear_some();
+        c.say_bytes(&[0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x46]);
+        c.drain();
+    });
+    let pki = TestPki::generate();
+    let err = mailer()
+        .send(
+            &tls_server(server.port(), Security::ImplicitTls, &pki),
+            &message(&["bob@example.test"]),
+        )
+        .unwrap_err();
+    assert!(matches!(err.kind, ErrorKind::Tls(_)), "{err:?}");
+    assert!(
+        err.message.contains("TLS protocol version"),
+        "{}",
+        err.message
+    );
+    server.finish();
+}

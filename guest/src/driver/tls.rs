@@ -285,6 +285,10 @@ fn describe(e: &rustls::Error, host: &str) -> wit::Error {
             "{host} offers no TLS version or cipher suite this client accepts (TLS 1.2 or 1.3 \
              is required): {why:?}"
         ),
+        rustls::Error::AlertReceived(rustls::AlertDescription::ProtocolVersion) => format!(
+            "{host} refused the TLS protocol version: it supports neither TLS 1.2 nor 1.3, \
+             which this client requires"
+        ),
         rustls::Error::AlertReceived(alert) => {
             format!("{host} ended the TLS handshake with the alert {alert:?}")
         }
