@@ -95,7 +95,7 @@ pub(super) fn check_id(field: &str, id: &str) -> Result<(), Error> {
     }
     if let Some(c) = id
         .chars()
-        .find(|&c| !(c.is_ascii_graphic() && !"<>\"()[]\\,;:".contains(c)))
+        .find(|&c| !c.is_ascii_graphic() || "<>\"()[]\\,;:".contains(c))
     {
         return Err(Error::invalid(
             field,
