@@ -95,7 +95,7 @@ impl MailerBuilder {
         let pre = MailerPre::new(pre).map_err(Error::runtime)?;
         let ticks = (self.call_deadline.as_millis() / TICK.as_millis()).max(1) as u64;
         Ok(Mailer {
-            ticker: Ticker::start(engine.clone()),
+            _ticker: Ticker::start(engine.clone()),
             engine,
             pre,
             memory_limit: self.memory_limit,
@@ -114,7 +114,8 @@ pub struct Mailer {
     pre: MailerPre<MailerCtx>,
     memory_limit: usize,
     deadline_ticks: u64,
-    ticker: Ticker,
+    /// Advances the epoch while the mailer lives; stopped on drop.
+    _ticker: Ticker,
 }
 
 impl Mailer {
@@ -195,7 +196,6 @@ impl Mailer {
 
     /// The engine the component runs on.
     pub fn engine(&self) -> &Engine {
-        let _ = &self.ticker;
         &self.engine
     }
 }
