@@ -301,15 +301,19 @@ fn protocol(stage: Stage, detail: String) -> wit::Error {
 }
 
 fn timeout(stage: Stage, limit: Duration) -> wit::Error {
-    convert::network(
-        NetworkFailure::Timeout,
-        convert::stage(stage),
-        format!(
+    let detail = match stage {
+        Stage::Greeting => format!(
+            "no greeting within {} ms; if the server expects TLS from the first byte (SMTPS), \
+             use the implicit-tls security mode",
+            limit.as_millis()
+        ),
+        _ => format!(
             "no complete reply to {} within {} ms",
             stage.describe(),
             limit.as_millis()
         ),
-    )
+    };
+    convert::network(NetworkFailure::Timeout, convert::stage(stage), detail)
 }
 
 fn io_error(e: io::Error, stage: Stage, limit: Duration, doing: &str) -> wit::Error {
