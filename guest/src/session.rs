@@ -33,7 +33,7 @@ impl Connected {
         let mut config = ClientConfig::new(name)
             .map_err(convert::core_error)?
             .with_tls(policy);
-        if let Some(auth) = auth_settings(server) {
+        if let Some(auth) = auth_settings(server)? {
             config = config.with_auth(auth);
         }
         let tls = match policy {
@@ -114,8 +114,26 @@ fn unexpected(event: Event) -> wit::Error {
 }
 
 /// The AUTH settings of the server's credentials, with a fresh nonce.
-fn auth_settings(server: &wit::Server) -> Option<AuthSettings> {
-    let c = server.credentials.as_ref()?;
+/// Control characters are refused here, before anything is sent.
+fn auth_settings(server: &wit::Server) -> Result<Option<AuthSettings>, wit::Error> {
+    let Some(c) = server.credentials.as_ref() else {
+        return Ok(None);
+    };
+    let secret = match &c.secret {
+        wit::Secret::Password(p) | wit::Secret::Oauth2Token(p) => p,
+    };
+    if c.user.is_empty() || c.user.chars().any(char::is_control) {
+        return Err(convert::invalid(
+            "server.credentials.user",
+            "must be non-empty and hold no control character",
+        ));
+    }
+    if secret.is_empty() || secret.chars().any(char::is_control) {
+        return Err(convert::invalid(
+            "server.credentials.secret",
+            "must be non-empty and hold no control character",
+        ));
+    }
     let credentials = match &c.secret {
         wit::Secret::Password(p) => {
             Credentials::with_password(c.user.clone(), Secret::new(p.clone()))
@@ -124,13 +142,13 @@ fn auth_settings(server: &wit::Server) -> Option<AuthSettings> {
             Credentials::with_token(c.user.clone(), Secret::new(t.clone()))
         }
     };
-    Some(AuthSettings {
+    Ok(Some(AuthSettings {
         credentials,
         mechanism: c.mechanism.clone(),
         client_nonce: convert::random_hex(16),
         host: server.host.clone(),
         port: server.port,
-    })
+    }))
 }
 
 /// The TLS policy of the security mode. Port 465 is implicit TLS: any

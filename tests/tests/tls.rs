@@ -478,3 +478,41 @@ fn a_protocol_version_refusal_is_named() {
     );
     server.finish();
 }
+
+#[test]
+fn control_characters_in_credentials_are_refused_before_connecting() {
+    let pki = TestPki::generate();
+    // Nothing listens here: an error other than invalid input would mean
+    // the component tried to connect.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for (user, password, field) in [
+        (
+            "alice\r\nMAIL FROM:<x@y>",
+            PASSWORD,
+            "server.credentials.user",
+        ),
+        ("alice", "pass\0word", "server.credentials.secret"),
+        ("alice\x7f", PASSWORD, "server.credentials.user"),
+    ] {
+        let mut settings = with_password(
+            tls_server(port, Security::StarttlsRequired, &pki),
+            password,
+            None,
+        );
+        if let Some(c) = settings.credentials.as_mut() {
+            c.user = user.into();
+        }
+        let err = mailer()
+            .send(&settings, &message(&["bob@example.test"]))
+            .unwrap_err();
+        assert!(
+            matches!(&err.kind, ErrorKind::InvalidInput { field: f, .. } if f == field),
+            "{err:?}"
+        );
+        assert!(!err.message.contains("pass\0word"));
+    }
+}
