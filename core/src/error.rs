@@ -38,7 +38,7 @@ impl Stage {
         match self {
             Stage::Connect => "connect",
             Stage::Greeting => "greeting",
-            Stage::Hello => "EHLO",
+            Stage::Hello => "EHLO/HELO",
             Stage::Tls => "TLS",
             Stage::Auth => "AUTH",
             Stage::MailFrom => "MAIL FROM",
@@ -158,7 +158,11 @@ impl fmt::Display for Error {
             Error::Protocol { stage, detail } => {
                 write!(f, "protocol error at {}: {detail}", stage.describe())
             }
-            Error::Rejected { recipients, .. } if !recipients.is_empty() => {
+            Error::Rejected {
+                stage: Stage::RcptTo,
+                recipients,
+                ..
+            } if !recipients.is_empty() => {
                 write!(f, "every recipient was refused:")?;
                 for (i, r) in recipients.iter().enumerate() {
                     let sep = if i == 0 { " " } else { "; " };

@@ -299,7 +299,7 @@ fn mail_refused_without_pipelining_stops_there() {
 }
 
 #[test]
-fn refusal_after_the_data_is_reported_with_recipients() {
+fn refusal_after_the_data_quotes_the_reply() {
     let mut client = opened(EHLO_PIPELINING, 64);
     client
         .send(envelope("a@x.example", &["b@y.example"]), b"x")
@@ -322,8 +322,12 @@ fn refusal_after_the_data_is_reported_with_recipients() {
         panic!()
     };
     assert_eq!(reply.code, 452);
-    assert!(!recipients[0].accepted);
+    assert!(recipients.is_empty(), "only an all-recipients refusal lists them");
     assert!(err.is_transient());
+    assert_eq!(
+        err.to_string(),
+        "server refused end of data: 452 4.3.1 out of storage"
+    );
 }
 
 #[test]

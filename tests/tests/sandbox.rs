@@ -66,6 +66,7 @@ fn a_silent_server_ends_the_send_with_a_timeout() {
     });
     let mut server: Server = loopback(port);
     server.timeouts.command = Duration::from_millis(800);
+    let _ = mailer(); // loaded before the clock starts
     let started = Instant::now();
     let err = mailer()
         .send(&server, &message(&["bob@example.test"]))
@@ -125,6 +126,7 @@ fn a_server_silent_after_the_data_ends_the_send_with_a_timeout() {
     });
     let mut settings = loopback(server.port());
     settings.timeouts.data = Duration::from_millis(800);
+    let _ = mailer(); // loaded before the clock starts
     let started = Instant::now();
     let err = mailer()
         .send(&settings, &message(&["bob@example.test"]))

@@ -710,12 +710,7 @@ impl Client {
                     return self.finish_failed();
                 }
                 if refused {
-                    let recipients = tx.outcomes(false);
-                    tx.fail(Error::Rejected {
-                        stage,
-                        reply,
-                        recipients,
-                    });
+                    tx.fail(rejection(reply));
                     return self.finish_failed();
                 }
                 let recipients = tx.outcomes(true);
