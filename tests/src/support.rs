@@ -50,7 +50,7 @@ pub fn cli_binary() -> PathBuf {
     let binary = profile_dir.join("smtp-mailer");
     assert!(
         binary.exists(),
-        "{} is missing: run the tests with `cargo test --workspace` so the CLI is built",
+        "{} is missing: build it first (`cargo build --release --bin smtp-mailer`), as scripts/test does",
         binary.display()
     );
     binary
