@@ -103,6 +103,36 @@ impl Conversation {
         }
     }
 
+    /// Reads the content after a 354 exactly as it crosses the wire,
+    /// dot-stuffing included, up to and including the first end-of-data
+    /// mark a server would see: `CRLF.CRLF`, or `.CRLF` as the very first
+    /// line. At the end of the stream, returns what there was.
+    pub fn hear_raw_data(&mut self) -> Vec<u8> {
+        let mut data = Vec::new();
+        loop {
+            let buf = match self.reader.fill_buf() {
+                Ok(buf) if !buf.is_empty() => buf,
+                _ => break,
+            };
+            let mut used = 0;
+            let mut ended = false;
+            for &byte in buf {
+                data.push(byte);
+                used += 1;
+                if data == b".\r\n" || data.ends_with(b"\r\n.\r\n") {
+                    ended = true;
+                    break;
+                }
+            }
+            self.reader.consume(used);
+            if ended {
+                break;
+            }
+        }
+        self.heard.extend_from_slice(&data);
+        data
+    }
+
     /// The usual opening: greeting, then EHLO answered with PIPELINING.
     pub fn open(&mut self) {
         self.say("220 scripted.test ESMTP\r\n");
@@ -120,5 +150,26 @@ impl Conversation {
         let mut rest = Vec::new();
         let _ = self.reader.read_to_end(&mut rest);
         self.heard.extend_from_slice(&rest);
+    }
+
+    /// Writes `bytes`; false once the client is gone. A write blocked for
+    /// 10 s also counts as gone, so a script never waits forever on a
+    /// client that stopped reading.
+    pub fn try_say_bytes(&mut self, bytes: &[u8]) -> bool {
+        let _ = self.stream.set_write_timeout(Some(Duration::from_secs(10)));
+        self.stream.write_all(bytes).is_ok()
+    }
+
+    /// Writes `text` one byte per TCP segment (Nagle off), pausing after
+    /// each byte; stops early and returns false once the client is gone.
+    pub fn drip(&mut self, text: &str, pause: Duration) -> bool {
+        let _ = self.stream.set_nodelay(true);
+        for byte in text.as_bytes() {
+            if !self.try_say_bytes(std::slice::from_ref(byte)) {
+                return false;
+            }
+            std::thread::sleep(pause);
+        }
+        true
     }
 }
