@@ -92,6 +92,13 @@ fn check_local_part(local: &str) -> Result<(), String> {
                     _ => return Err("a backslash in the quoted local part escapes nothing".into()),
                 },
                 '"' => return Err("a quote inside the quoted local part is not escaped".into()),
+                // Legal in a quoted string, but mail readers misparse them
+                // in headers, so the header would name another mailbox.
+                '<' | '>' | '(' | ')' => {
+                    return Err(format!(
+                        "the quoted local part holds {c:?}, which mail readers misread in headers"
+                    ))
+                }
                 c if c == ' ' || c.is_ascii_graphic() || !c.is_ascii() => {}
                 c => return Err(format!("the local part holds {:?}", c)),
             }
@@ -201,6 +208,9 @@ mod tests {
             "user@[999.1.1.1]",
             "\"unterminated@example.org",
             "\"a\"b\"@example.org",
+            "\"a>b\"@example.org",
+            "\"<evil@attacker.example>\"@example.org",
+            "\"(x)\"@example.org",
         ] {
             assert!(Address::parse(bad).is_err(), "{bad:?}");
         }

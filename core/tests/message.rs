@@ -281,6 +281,20 @@ fn injection_through_any_field_is_refused() {
             },
             "to",
         ),
+        (
+            Message {
+                subject: "=?utf-8?q?Bcc:_x@y?=".into(),
+                ..base()
+            },
+            "subject",
+        ),
+        (
+            Message {
+                from: Mailbox::named("=?utf-8?b?RXZl?=", "e@x.example"),
+                ..base()
+            },
+            "from.name",
+        ),
     ];
     for (message, field) in cases {
         assert_eq!(field_of(message.build(&context()).unwrap_err()), field);

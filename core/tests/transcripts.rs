@@ -322,7 +322,10 @@ fn refusal_after_the_data_quotes_the_reply() {
         panic!()
     };
     assert_eq!(reply.code, 452);
-    assert!(recipients.is_empty(), "only an all-recipients refusal lists them");
+    assert!(
+        recipients.is_empty(),
+        "only an all-recipients refusal lists them"
+    );
     assert!(err.is_transient());
     assert_eq!(
         err.to_string(),

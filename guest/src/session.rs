@@ -134,6 +134,19 @@ fn auth_settings(server: &wit::Server) -> Result<Option<AuthSettings>, wit::Erro
             "must be non-empty and hold no control character",
         ));
     }
+    if let Some(mechanism) = &c.mechanism {
+        let is_name = !mechanism.is_empty()
+            && mechanism.len() <= 20
+            && mechanism
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !is_name {
+            return Err(convert::invalid(
+                "server.credentials.mechanism",
+                "is not a SASL mechanism name (letters, digits, - and _)",
+            ));
+        }
+    }
     let credentials = match &c.secret {
         wit::Secret::Password(p) => {
             Credentials::with_password(c.user.clone(), Secret::new(p.clone()))

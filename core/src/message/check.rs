@@ -28,13 +28,26 @@ const MAX_HEADER_NAME: usize = 76;
 /// Refuses text that holds a control character other than tab; CR, LF and
 /// NUL in a header are how header injection starts.
 pub(super) fn check_text(field: &str, text: &str) -> Result<(), Error> {
-    match text.chars().find(|&c| c.is_control() && c != '\t') {
-        None => Ok(()),
-        Some(c) => Err(Error::invalid(
+    if let Some(c) = text.chars().find(|&c| c.is_control() && c != '\t') {
+        return Err(Error::invalid(
             field,
             format!("holds the control character {}", c.escape_default()),
-        )),
+        ));
     }
+    if looks_encoded(text) {
+        return Err(Error::invalid(
+            field,
+            "looks like an RFC 2047 encoded word (=?charset?...?=), which mail readers would \
+             decode into other text; give the plain text: non-ASCII is encoded for you",
+        ));
+    }
+    Ok(())
+}
+
+/// True when `text` holds the shape of an encoded word, `=?...?=`.
+fn looks_encoded(text: &str) -> bool {
+    text.find("=?")
+        .is_some_and(|start| text[start + 2..].contains("?="))
 }
 
 pub(super) fn check_mailbox(field: &str, mailbox: &Mailbox) -> Result<Address, Error> {
