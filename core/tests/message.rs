@@ -346,3 +346,27 @@ fn non_ascii_addresses_are_kept_for_smtputf8() {
     .unwrap();
     assert!(built.envelope.needs_smtputf8());
 }
+
+#[test]
+fn attachments_keep_every_byte_whatever_their_type() {
+    // Found by fuzzing: a text/* attachment with NUL or a bare CR was sent
+    // raw as 7bit, losing or altering bytes.
+    let content = b"]\0 line\rbare CR\nbare LF\r\n\x01\x7f end".to_vec();
+    for content_type in ["text/plain", "text/csv", "application/octet-stream"] {
+        let built = Message {
+            attachments: vec![Attachment {
+                filename: "a.txt".into(),
+                content_type: content_type.into(),
+                content: content.clone(),
+                content_id: None,
+            }],
+            ..base()
+        }
+        .build(&context())
+        .unwrap();
+        assert!(!built.bytes.contains(&0), "{content_type}: NUL on the wire");
+        let parsed = MessageParser::default().parse(&built.bytes).unwrap();
+        let attachment = parsed.attachments().next().unwrap();
+        assert_eq!(attachment.contents(), content.as_slice(), "{content_type}");
+    }
+}

@@ -130,11 +130,14 @@ fn body(
     MimePart::new("multipart/mixed", parts)
 }
 
+/// An attachment, always in base64: its bytes arrive exactly, whatever they
+/// hold (mail-builder would send a `text/*` file's NUL or bare CR as 7bit).
 fn attachment_part(a: super::Attachment) -> MimePart<'static> {
     let part = MimePart::new(
         ContentType::new(a.content_type),
-        BodyPart::Binary(a.content.into()),
-    );
+        BodyPart::Binary(base64_lines(&a.content).into()),
+    )
+    .transfer_encoding("base64");
     match a.content_id {
         Some(cid) => part
             .header(
@@ -144,4 +147,16 @@ fn attachment_part(a: super::Attachment) -> MimePart<'static> {
             .cid(cid),
         None => part.attachment(a.filename),
     }
+}
+
+/// Base64 in lines of 76 characters, each ending in CRLF (RFC 2045 6.8).
+fn base64_lines(bytes: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let mut out = Vec::with_capacity(encoded.len() + encoded.len() / 38 + 2);
+    for line in encoded.as_bytes().chunks(76) {
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
 }
