@@ -2,8 +2,10 @@
 //! knowingly), the strongest common mechanism, and refusals that end the
 //! session before any MAIL.
 
+mod common;
+
+use common::feed;
 use smtp_mailer_core::smtp::auth::{Credentials, Secret};
-use smtp_mailer_core::smtp::reply::ReplyParser;
 use smtp_mailer_core::smtp::{AuthSettings, Client, ClientConfig, Event, TlsPolicy};
 use smtp_mailer_core::Error;
 
@@ -23,22 +25,6 @@ fn client(policy: TlsPolicy, mechanism: Option<&str>) -> Client {
         .with_tls(policy)
         .with_auth(settings(mechanism));
     Client::new(config)
-}
-
-fn feed(client: &mut Client, server: &str) -> (String, Option<Error>) {
-    let mut parser = ReplyParser::new();
-    let mut pending = server.as_bytes().to_vec();
-    let mut written = Vec::new();
-    loop {
-        let (used, reply) = parser.feed(&pending).unwrap();
-        pending.drain(..used);
-        let Some(reply) = reply else { break };
-        if let Err(e) = client.handle_reply(reply) {
-            return (String::from_utf8(written).unwrap(), Some(e));
-        }
-        written.extend(client.take_output());
-    }
-    (String::from_utf8(written).unwrap(), None)
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! STARTTLS (RFC 3207) in the client: required, opportunistic, stripped,
 //! refused, and what is forgotten after the upgrade.
 
-use smtp_mailer_core::smtp::reply::ReplyParser;
+mod common;
+
+use common::feed;
 use smtp_mailer_core::smtp::{Client, ClientConfig, Envelope, Event, TlsPolicy};
 use smtp_mailer_core::Error;
 
@@ -11,23 +13,6 @@ fn client(policy: TlsPolicy) -> Client {
             .unwrap()
             .with_tls(policy),
     )
-}
-
-/// Feeds whole replies; returns what the client wrote and the fatal error.
-fn feed(client: &mut Client, server: &str) -> (String, Option<Error>) {
-    let mut parser = ReplyParser::new();
-    let mut pending = server.as_bytes().to_vec();
-    let mut written = Vec::new();
-    loop {
-        let (used, reply) = parser.feed(&pending).unwrap();
-        pending.drain(..used);
-        let Some(reply) = reply else { break };
-        if let Err(e) = client.handle_reply(reply) {
-            return (String::from_utf8(written).unwrap(), Some(e));
-        }
-        written.extend(client.take_output());
-    }
-    (String::from_utf8(written).unwrap(), None)
 }
 
 const GREETING: &str = "220 mx.example ESMTP\r\n";

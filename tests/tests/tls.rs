@@ -302,7 +302,7 @@ fn a_starttls_send_on_a_new_connection_has_no_nagle_stall() {
     let fastest = (0..7)
         .map(|_| {
             let _ = mailer(); // loaded before the clock starts
-    let started = Instant::now();
+            let started = Instant::now();
             mailer()
                 .send(&settings, &message(&["bob@example.test"]))
                 .unwrap();
