@@ -2,8 +2,12 @@
 //! real host), server settings for a loopback port, and an independent
 //! parser for what a server stored.
 
+use std::io::Write;
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use mail_parser::{Message as Parsed, MessageParser};
 use smtp_mailer_host::{Mailbox, Mailer, Message, Server};
@@ -54,6 +58,43 @@ pub fn cli_binary() -> PathBuf {
         binary.display()
     );
     binary
+}
+
+/// Runs the `smtp-mailer` CLI with `args`, `stdin` as its standard input,
+/// `env` set and SMTP_URL / SMTP_PASSWORD cleared. A run that outlives a
+/// minute is killed, so a hang fails the test instead of stalling it.
+pub fn run_cli(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
+    let mut child = Command::new(cli_binary())
+        .args(args)
+        .env_remove("SMTP_URL")
+        .env_remove("SMTP_PASSWORD")
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the CLI starts");
+    if let Some(mut input) = child.stdin.take() {
+        let _ = input.write_all(stdin.unwrap_or("").as_bytes());
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let watchdog = {
+        let done = Arc::clone(&done);
+        let pid = child.id().to_string();
+        std::thread::spawn(move || {
+            for _ in 0..600 {
+                std::thread::sleep(Duration::from_millis(100));
+                if done.load(Ordering::Relaxed) {
+                    return;
+                }
+            }
+            let _ = Command::new("kill").args(["-9", &pid]).status();
+        })
+    };
+    let output = child.wait_with_output().expect("the CLI's output");
+    done.store(true, Ordering::Relaxed);
+    let _ = watchdog.join();
+    output
 }
 
 /// Asserts that no header of `data` names a Bcc, and no Bcc address is in it.

@@ -1,33 +1,15 @@
 //! The `smtp-mailer` command line, run as a process.
 
-use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use mail_parser::MimeHeaders;
 use smtp_mailer_tests::servers::{Aiosmtpd, AiosmtpdOptions};
-use smtp_mailer_tests::support::{assert_no_bcc, cli_binary, parse};
+use smtp_mailer_tests::support::{assert_no_bcc, cli_binary, parse, run_cli};
 use smtp_mailer_tests::tls::TestPki;
 
 fn run(args: &[&str], stdin: Option<&str>) -> Output {
-    run_with_env(args, stdin, &[])
-}
-
-fn run_with_env(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(cli_binary());
-    command
-        .args(args)
-        .env_remove("SMTP_URL")
-        .env_remove("SMTP_PASSWORD")
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("the CLI starts");
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
-    drop(input);
-    child.wait_with_output().unwrap()
+    run_cli(args, stdin, &[])
 }
 
 fn url(port: u16) -> String {
@@ -301,7 +283,7 @@ fn tls_and_auth_from_the_url_and_environment_never_print_the_secret() {
         b64(format!("\0alice\0{password}").as_bytes()),
     ];
     for (mechanism, expected_code) in [("PLAIN", 0), ("LOGIN", 0)] {
-        let out = run_with_env(
+        let out = run_cli(
             &[
                 "send",
                 "-v",
@@ -339,7 +321,7 @@ fn tls_and_auth_from_the_url_and_environment_never_print_the_secret() {
         }
     }
     // A wrong password: a permanent failure, and still no secret.
-    let out = run_with_env(
+    let out = run_cli(
         &[
             "send",
             "-v",
@@ -367,7 +349,7 @@ fn tls_and_auth_from_the_url_and_environment_never_print_the_secret() {
         "{all}"
     );
     // Without the CA file the certificate is refused, naming the cause.
-    let out = run_with_env(
+    let out = run_cli(
         &[
             "send",
             "--server",

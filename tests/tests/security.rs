@@ -20,11 +20,11 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use mail_parser::{HeaderName, MessageParser, MimeHeaders};
@@ -34,7 +34,7 @@ use smtp_mailer_host::{
 };
 use smtp_mailer_tests::scripted::{Conversation, Scripted};
 use smtp_mailer_tests::servers::{Aiosmtpd, AiosmtpdOptions};
-use smtp_mailer_tests::support::{assert_no_bcc, cli_binary, loopback, mailer, message, parse};
+use smtp_mailer_tests::support::{assert_no_bcc, loopback, mailer, message, parse, run_cli};
 use smtp_mailer_tests::tls::TestPki;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -1338,32 +1338,6 @@ fn s4_message_and_content_ids_arrive_as_given() {
 const USER: &str = "alice";
 const PASSWORD: &str = "Tr0ub4dor-x9Q-secret";
 
-/// Runs the CLI with `env` set and SMTP_URL / SMTP_PASSWORD cleared.
-fn run_cli(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut child = Command::new(cli_binary())
-        .args(args)
-        .env_remove("SMTP_URL")
-        .env_remove("SMTP_PASSWORD")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the CLI starts");
-    let started = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.wait_with_output().unwrap()
-}
-
 /// Every form of `password` that AUTH PLAIN or LOGIN puts on the wire.
 fn secret_forms(password: &str) -> Vec<String> {
     vec![
@@ -1423,6 +1397,7 @@ fn s10_the_cli_never_prints_the_password_or_its_encodings() {
                 "--output",
                 output,
             ],
+            None,
             env,
         )
     };
@@ -1490,6 +1465,7 @@ fn s10_the_cli_never_prints_the_password_or_its_encodings() {
                 "--output",
                 output,
             ],
+            None,
             &[],
         );
         let all = assert_no_secret(&out, PASSWORD, &format!("refused connection, {output}"));
@@ -1511,6 +1487,7 @@ fn s10_the_cli_never_prints_the_password_or_its_encodings() {
                 "--output",
                 output,
             ],
+            None,
             &[],
         );
         let all = assert_no_secret(&out, PASSWORD, &format!("invalid input, {output}"));
