@@ -41,13 +41,13 @@ fn text_html_attachments_and_inline_image() {
             Attachment {
                 filename: "Jahresübersicht 2024.pdf".into(),
                 content_type: "application/pdf".into(),
-                content: b"%PDF-1.4 binary \x00\x01\xff".to_vec(),
+                content: b"%PDF-1.4 binary \x00\x01\xff".to_vec().into(),
                 content_id: None,
             },
             Attachment {
                 filename: "logo.png".into(),
                 content_type: "image/png".into(),
-                content: png.clone(),
+                content: png.clone().into(),
                 content_id: Some("logo@x".into()),
             },
         ],
@@ -326,7 +326,7 @@ fn bodies_and_parts_alone() {
         attachments: vec![Attachment {
             filename: "i.png".into(),
             content_type: "image/png".into(),
-            content: vec![1, 2, 3],
+            content: vec![1, 2, 3].into(),
             content_id: Some("i@x".into()),
         }],
         ..base()
@@ -357,7 +357,7 @@ fn attachments_keep_every_byte_whatever_their_type() {
             attachments: vec![Attachment {
                 filename: "a.txt".into(),
                 content_type: content_type.into(),
-                content: content.clone(),
+                content: content.clone().into(),
                 content_id: None,
             }],
             ..base()

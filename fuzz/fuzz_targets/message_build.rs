@@ -193,7 +193,7 @@ fuzz_target!(|input: FuzzMessage| {
                     ContentType::Known(i) => TYPES[usize::from(i) % TYPES.len()].to_string(),
                     ContentType::Raw(s) => s,
                 },
-                content: a.content,
+                content: a.content.into(),
                 content_id: a.content_id,
             })
             .collect(),

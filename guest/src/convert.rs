@@ -7,12 +7,15 @@ use smtp_mailer_core::smtp::reply::Reply as CoreReply;
 use smtp_mailer_core::smtp::{Delivery, RecipientOutcome as CoreOutcome};
 use smtp_mailer_core::{Error as CoreError, Stage as CoreStage};
 
+use crate::content::Input;
 use crate::smtp_mailer_mailer_types as wit;
 
-/// Checks and builds a WIT message.
-pub fn build(message: wit::Message) -> Result<Built, wit::Error> {
-    let message = message_to_core(message)?;
-    message.build(&build_context()).map_err(core_error)
+/// Checks and builds a WIT message. Streamed attachments are left as gaps
+/// in the bytes; their streams come back by attachment index.
+pub fn build(message: wit::Message) -> Result<(Built, Vec<Option<Input>>), wit::Error> {
+    let (message, inputs) = message_to_core(message)?;
+    let built = message.build(&build_context()).map_err(core_error)?;
+    Ok((built, inputs))
 }
 
 fn build_context() -> BuildContext {
@@ -46,7 +49,7 @@ fn mailboxes(list: Vec<wit::Mailbox>) -> Vec<core::Mailbox> {
     list.into_iter().map(mailbox).collect()
 }
 
-fn message_to_core(m: wit::Message) -> Result<core::Message, wit::Error> {
+fn message_to_core(m: wit::Message) -> Result<(core::Message, Vec<Option<Input>>), wit::Error> {
     if m.dkim.is_some() {
         return Err(unsupported(
             wit::Stage::DataEnd,
@@ -54,19 +57,10 @@ fn message_to_core(m: wit::Message) -> Result<core::Message, wit::Error> {
         ));
     }
     let mut attachments = Vec::with_capacity(m.attachments.len());
+    let mut inputs = Vec::with_capacity(m.attachments.len());
     for (i, a) in m.attachments.into_iter().enumerate() {
-        let content = match a.content {
-            wit::Content::Bytes(bytes) => bytes,
-            wit::Content::Stream(_) => {
-                return Err(unsupported(
-                    wit::Stage::DataEnd,
-                    &format!(
-                        "attachments[{i}]: streamed content is not available in this version \
-                         of the component; pass the bytes"
-                    ),
-                ))
-            }
-        };
+        let (content, input) = content(a.content, format!("attachments[{i}].content"));
+        inputs.push(input);
         attachments.push(core::Attachment {
             filename: a.filename,
             content_type: a.content_type,
@@ -74,7 +68,7 @@ fn message_to_core(m: wit::Message) -> Result<core::Message, wit::Error> {
             content_id: a.content_id,
         });
     }
-    Ok(core::Message {
+    let message = core::Message {
         from: mailbox(m.from),
         reply_to: mailboxes(m.reply_to),
         to: mailboxes(m.to),
@@ -94,7 +88,24 @@ fn message_to_core(m: wit::Message) -> Result<core::Message, wit::Error> {
             .collect(),
         message_id: m.message_id,
         date: m.date,
-    })
+    };
+    Ok((message, inputs))
+}
+
+/// The core content of a WIT content, and its stream when streamed.
+/// `field` names it in errors.
+pub fn content(content: wit::Content, field: String) -> (core::Content, Option<Input>) {
+    match content {
+        wit::Content::Bytes(bytes) => (core::Content::Bytes(bytes), None),
+        wit::Content::Stream(stream) => (
+            core::Content::Streamed { size: stream.size },
+            Some(Input {
+                body: stream.body,
+                size: stream.size,
+                field,
+            }),
+        ),
+    }
 }
 
 /// The WIT reply of a core reply.

@@ -5,9 +5,13 @@
 //! - [`driver`] owns the connection: it writes each flight of bytes the
 //!   client hands out in one write and reads replies under deadlines.
 //! - [`session`] is the `session` resource; one-shot sends open one.
+//! - [`outgoing`] prepares a message before connecting; [`content`] reads
+//!   streamed contents while they are sent.
 
+mod content;
 mod convert;
 mod driver;
+mod outgoing;
 mod session;
 
 wit_bindgen::generate!({
@@ -19,8 +23,8 @@ wit_bindgen::generate!({
 use exports::smtp_mailer::mailer::message::Guest as MessageGuest;
 use exports::smtp_mailer::mailer::sender::Guest as SenderGuest;
 use exports::smtp_mailer::mailer::sessions::Guest as SessionsGuest;
-use smtp_mailer_core::smtp::Envelope as CoreEnvelope;
-use smtp_mailer_mailer_types::{Envelope, Error, Message, SendReport, Server};
+use outgoing::Outgoing;
+use smtp_mailer_mailer_types::{Content, Envelope, Error, Message, SendReport, Server};
 
 /// The WIT types, under a short name.
 pub(crate) use exports::smtp_mailer::mailer::types as smtp_mailer_mailer_types;
@@ -29,31 +33,36 @@ struct Component;
 
 impl MessageGuest for Component {
     fn build(message: Message) -> Result<Vec<u8>, Error> {
-        Ok(convert::build(message)?.bytes)
+        let (built, mut inputs) = convert::build(message)?;
+        built.assemble(|slot| match inputs.get_mut(slot.attachment).and_then(Option::take) {
+            Some(input) => input.read_all(),
+            None => Err(convert::invalid("attachments", "a streamed attachment has no stream")),
+        })
     }
 }
 
 impl SenderGuest for Component {
     fn send(server: Server, message: Message) -> Result<SendReport, Error> {
-        let built = convert::build(message)?;
-        let mut connection = session::Connected::open(&server)?;
-        let report = connection.send(built.envelope, &built.bytes, Some(built.message_id));
-        connection.quit();
-        report
+        send_once(&server, Outgoing::message(message)?)
     }
 
-    fn send_raw(server: Server, envelope: Envelope, data: Vec<u8>) -> Result<SendReport, Error> {
-        let envelope = CoreEnvelope::new(&envelope.reverse_path, &envelope.forward_paths)
-            .map_err(convert::core_error)?;
-        let mut connection = session::Connected::open(&server)?;
-        let report = connection.send(envelope, &data, None);
-        connection.quit();
-        report
+    fn send_raw(server: Server, envelope: Envelope, data: Content) -> Result<SendReport, Error> {
+        send_once(&server, Outgoing::raw(envelope, data)?)
     }
 }
 
 impl SessionsGuest for Component {
     type Session = session::Session;
+}
+
+/// Connects, sends, and says QUIT.
+fn send_once(server: &Server, outgoing: Outgoing) -> Result<SendReport, Error> {
+    let mut connection = session::Connected::open(server)?;
+    let report = connection.send(outgoing);
+    if connection.is_usable() {
+        connection.quit();
+    }
+    report
 }
 
 export!(Component);

@@ -5,13 +5,14 @@ use std::cell::RefCell;
 use std::time::Duration;
 
 use smtp_mailer_core::smtp::auth::{Credentials, Secret};
-use smtp_mailer_core::smtp::{AuthSettings, Client, ClientConfig, Envelope, Event, TlsPolicy};
+use smtp_mailer_core::smtp::{AuthSettings, Client, ClientConfig, Event, TlsPolicy};
 
 use crate::convert;
 use crate::driver::stream::Stream;
 use crate::driver::tls::{self, TlsStream};
 use crate::driver::{net, Driver, Limits, TlsSetup};
 use crate::exports::smtp_mailer::mailer::sessions::GuestSession;
+use crate::outgoing::Outgoing;
 use crate::smtp_mailer_mailer_types as wit;
 
 /// The name given in EHLO when the settings name none.
@@ -67,18 +68,38 @@ impl Connected {
         }
     }
 
-    /// Sends one message; `message_id` goes into the report.
-    pub fn send(
-        &mut self,
-        envelope: Envelope,
-        data: &[u8],
-        message_id: Option<String>,
-    ) -> Result<wit::SendReport, wit::Error> {
-        self.driver
-            .client()
-            .send(envelope, data)
-            .map_err(convert::core_error)?;
-        match self.driver.run()? {
+    /// Sends one message; a streamed one is read while it goes.
+    pub fn send(&mut self, outgoing: Outgoing) -> Result<wit::SendReport, wit::Error> {
+        let (event, message_id) = match outgoing {
+            Outgoing::Whole {
+                envelope,
+                bytes,
+                message_id,
+            } => {
+                self.driver
+                    .client()
+                    .send(envelope, &bytes)
+                    .map_err(convert::core_error)?;
+                (self.driver.run()?, message_id)
+            }
+            Outgoing::Streamed {
+                envelope,
+                info,
+                mut source,
+                message_id,
+            } => {
+                self.driver
+                    .client()
+                    .send_streamed(envelope, info)
+                    .map_err(convert::core_error)?;
+                let event = match self.driver.run()? {
+                    Event::ContentWanted => self.driver.stream_content(source.as_mut())?,
+                    other => other,
+                };
+                (event, message_id)
+            }
+        };
+        match event {
             Event::Delivered(delivery) => Ok(convert::report(delivery, message_id)),
             Event::Failed(e) => Err(convert::core_error(e)),
             other => Err(unexpected(other)),
@@ -239,18 +260,17 @@ impl GuestSession for Session {
     }
 
     fn send(&self, message: wit::Message) -> Result<wit::SendReport, wit::Error> {
-        let built = convert::build(message)?;
-        self.with(|c| c.send(built.envelope, &built.bytes, Some(built.message_id)))
+        let outgoing = Outgoing::message(message)?;
+        self.with(|c| c.send(outgoing))
     }
 
     fn send_raw(
         &self,
         envelope: wit::Envelope,
-        data: Vec<u8>,
+        data: wit::Content,
     ) -> Result<wit::SendReport, wit::Error> {
-        let envelope = Envelope::new(&envelope.reverse_path, &envelope.forward_paths)
-            .map_err(convert::core_error)?;
-        self.with(|c| c.send(envelope, &data, None))
+        let outgoing = Outgoing::raw(envelope, data)?;
+        self.with(|c| c.send(outgoing))
     }
 
     fn reset(&self) -> Result<(), wit::Error> {

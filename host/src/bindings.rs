@@ -10,10 +10,13 @@ wasmtime::component::bindgen!({
 });
 
 use exports::smtp_mailer::mailer::types as wit;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::DynInputStream;
 
 use crate::error::{Error, ErrorKind, Failure, Rejection, Stage};
+use crate::stream::FileStream;
 use crate::types::{
-    Attachment, Credentials, Envelope, Header, Mailbox, Message, RecipientOutcome, Reply, Secret,
+    Content, Credentials, Envelope, Header, Mailbox, Message, RecipientOutcome, Reply, Secret,
     Security, SendReport, Server,
 };
 
@@ -34,13 +37,29 @@ fn mailboxes(list: &[Mailbox]) -> Vec<wit::Mailbox> {
     list.iter().map(wit::Mailbox::from).collect()
 }
 
-impl From<&Attachment> for wit::Attachment {
-    fn from(a: &Attachment) -> Self {
-        wit::Attachment {
-            filename: a.filename.clone(),
-            content_type: a.content_type.clone(),
-            content: wit::Content::Bytes(a.content.clone()),
-            content_id: a.content_id.clone(),
+/// The WIT content of `content`; a file is opened and lent to the store's
+/// `table` as a stream. `field` names it in errors.
+pub fn content(
+    content: &Content,
+    table: &mut ResourceTable,
+    field: &str,
+) -> Result<wit::Content, Error> {
+    match content {
+        Content::Bytes(bytes) => Ok(wit::Content::Bytes(bytes.clone())),
+        Content::File(path) => {
+            let cannot = |e: std::io::Error| {
+                Error::invalid(field, format!("cannot read {}: {e}", path.display()))
+            };
+            let file = std::fs::File::open(path).map_err(cannot)?;
+            let size = file.metadata().map_err(cannot)?.len();
+            let stream: DynInputStream = Box::new(FileStream::new(file));
+            let body = table
+                .push(stream)
+                .map_err(|e| Error::runtime(format!("cannot lend {}: {e}", path.display())))?;
+            Ok(wit::Content::Stream(wit::ContentStream {
+                body,
+                size: Some(size),
+            }))
         }
     }
 }
@@ -54,9 +73,18 @@ impl From<&Header> for wit::Header {
     }
 }
 
-impl From<&Message> for wit::Message {
-    fn from(m: &Message) -> Self {
-        wit::Message {
+/// The WIT message of `m`; its files are lent to the store's `table`.
+pub fn message(m: &Message, table: &mut ResourceTable) -> Result<wit::Message, Error> {
+    let mut attachments = Vec::with_capacity(m.attachments.len());
+    for (i, a) in m.attachments.iter().enumerate() {
+        attachments.push(wit::Attachment {
+            filename: a.filename.clone(),
+            content_type: a.content_type.clone(),
+            content: content(&a.content, table, &format!("attachments[{i}].content"))?,
+            content_id: a.content_id.clone(),
+        });
+    }
+    Ok(wit::Message {
             from: (&m.from).into(),
             reply_to: mailboxes(&m.reply_to),
             to: mailboxes(&m.to),
@@ -65,13 +93,12 @@ impl From<&Message> for wit::Message {
             subject: m.subject.clone(),
             text: m.text.clone(),
             html: m.html.clone(),
-            attachments: m.attachments.iter().map(Into::into).collect(),
+            attachments,
             headers: m.headers.iter().map(Into::into).collect(),
             message_id: m.message_id.clone(),
             date: m.date,
             dkim: None,
-        }
-    }
+    })
 }
 
 impl From<&Envelope> for wit::Envelope {

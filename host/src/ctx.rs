@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -84,12 +84,15 @@ impl MailerCtxBuilder {
         MailerCtx {
             wasi: wasi.build(),
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.memory_limit)
-                .instances(16)
-                .tables(64)
-                .memories(4)
-                .build(),
+            limits: Limits {
+                store: StoreLimitsBuilder::new()
+                    .memory_size(self.memory_limit)
+                    .instances(16)
+                    .tables(64)
+                    .memories(4)
+                    .build(),
+                peak_memory: 0,
+            },
         }
     }
 }
@@ -107,8 +110,72 @@ fn is_allowed(allowed: &[SocketAddr], address: SocketAddr, usage: SocketAddrUse)
 /// The state of one store running the mailer component.
 pub struct MailerCtx {
     wasi: WasiCtx,
-    table: ResourceTable,
-    pub(crate) limits: StoreLimits,
+    pub(crate) table: ResourceTable,
+    pub(crate) limits: Limits,
+}
+
+/// The store's limits, and the largest linear memory it granted.
+pub(crate) struct Limits {
+    store: StoreLimits,
+    peak_memory: usize,
+}
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.store.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.peak_memory = self.peak_memory.max(desired);
+        }
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.store.table_growing(current, desired, maximum)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.store.memory_grow_failed(error)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.store.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.store.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.store.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.store.memories()
+    }
+}
+
+impl MailerCtx {
+    /// The store's resource table, where the host lends streams (see
+    /// [`crate::bindings::message`]).
+    pub fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+
+    /// The largest linear memory the component has had in this store, in
+    /// bytes: WebAssembly memory never shrinks, so this is its size now.
+    pub fn peak_memory(&self) -> usize {
+        self.limits.peak_memory
+    }
 }
 
 impl WasiView for MailerCtx {

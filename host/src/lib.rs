@@ -38,6 +38,7 @@ mod ctx;
 mod error;
 mod mailer;
 mod session;
+mod stream;
 mod types;
 
 pub use ctx::{MailerCtx, MailerCtxBuilder, DEFAULT_MEMORY_LIMIT};
@@ -45,7 +46,7 @@ pub use error::{Error, ErrorKind, Failure, Rejection, Stage};
 pub use mailer::{Mailer, MailerBuilder, DEFAULT_CALL_DEADLINE};
 pub use session::Session;
 pub use types::{
-    Attachment, Credentials, Envelope, Header, Mailbox, Message, RecipientOutcome, Reply, Secret,
+    Attachment, Content, Credentials, Envelope, Header, Mailbox, Message, RecipientOutcome, Reply, Secret,
     Security, SendReport, Server, Timeouts,
 };
 

@@ -15,7 +15,7 @@ use crate::bindings::{self, MailerPre};
 use crate::ctx::{MailerCtx, MailerCtxBuilder, DEFAULT_MEMORY_LIMIT};
 use crate::error::{Error, ErrorKind, Failure, Stage};
 use crate::session::Session;
-use crate::types::{Envelope, Message, SendReport, Server};
+use crate::types::{Content, Envelope, Message, SendReport, Server};
 use crate::{cache, COMPONENT};
 
 /// How often the epoch advances: the granularity of call deadlines.
@@ -130,41 +130,46 @@ impl Mailer {
         MailerBuilder::default().build()
     }
 
-    /// Builds the message's bytes without sending them.
+    /// Builds the message's bytes without sending them (attachment files
+    /// are read whole).
     pub fn build_message(&self, message: &Message) -> Result<Vec<u8>, Error> {
         let (mut store, instance) = self.instantiate(MailerCtxBuilder::new())?;
+        let message = bindings::message(message, &mut store.data_mut().table)?;
         let call = instance
             .smtp_mailer_mailer_message()
-            .call_build(&mut store, &message.into());
+            .call_build(&mut store, &message);
         finish(call)
     }
 
-    /// Sends `message` to `server` over a new connection.
+    /// Sends `message` to `server` over a new connection. Attachments given
+    /// as [`Content::File`](crate::Content::File) are streamed.
     pub fn send(&self, server: &Server, message: &Message) -> Result<SendReport, Error> {
         let (address, settings) = sandboxed_server(server)?;
         let (mut store, instance) = self.instantiate(allow(address, server))?;
-        let call =
-            instance
-                .smtp_mailer_mailer_sender()
-                .call_send(&mut store, &settings, &message.into());
+        let message = bindings::message(message, &mut store.data_mut().table)?;
+        let call = instance
+            .smtp_mailer_mailer_sender()
+            .call_send(&mut store, &settings, &message);
         finish(call).map(Into::into)
     }
 
     /// Sends `data` as is (CRLF-normalised and dot-stuffed on the wire) to
-    /// `envelope`'s recipients.
+    /// `envelope`'s recipients. A [`Content::File`](crate::Content::File)
+    /// is streamed.
     pub fn send_raw(
         &self,
         server: &Server,
         envelope: &Envelope,
-        data: &[u8],
+        data: &Content,
     ) -> Result<SendReport, Error> {
         let (address, settings) = sandboxed_server(server)?;
         let (mut store, instance) = self.instantiate(allow(address, server))?;
+        let data = bindings::content(data, &mut store.data_mut().table, "data")?;
         let call = instance.smtp_mailer_mailer_sender().call_send_raw(
             &mut store,
             &settings,
             &envelope.into(),
-            data,
+            &data,
         );
         finish(call).map(Into::into)
     }

@@ -32,8 +32,11 @@ fn invalid(reason: impl std::fmt::Display) -> u8 {
     EXIT_INVALID
 }
 
-fn mailer(component: Option<&std::path::Path>) -> Result<Mailer, u8> {
-    let builder = Mailer::builder();
+fn mailer(component: Option<&std::path::Path>, memory_mib: Option<u32>) -> Result<Mailer, u8> {
+    let mut builder = Mailer::builder();
+    if let Some(mib) = memory_mib {
+        builder = builder.memory_limit((mib as usize) << 20);
+    }
     let builder = match component {
         Some(path) => builder.component_file(path).map_err(|e| {
             eprintln!("error: {e}");
@@ -52,13 +55,18 @@ fn mailer(component: Option<&std::path::Path>) -> Result<Mailer, u8> {
 fn prepare(
     message: &cli::args::MessageArgs,
     component: Option<&std::path::Path>,
+    memory_mib: Option<u32>,
 ) -> Result<(smtp_mailer_host::Message, Mailer), u8> {
     let message = message_from_args(message).map_err(invalid)?;
-    Ok((message, mailer(component)?))
+    Ok((message, mailer(component, memory_mib)?))
 }
 
 fn send(args: SendArgs) -> u8 {
-    let (message, mailer) = match prepare(&args.message, args.component.as_deref()) {
+    let (message, mailer) = match prepare(
+        &args.message,
+        args.component.as_deref(),
+        args.memory_limit,
+    ) {
         Ok(ready) => ready,
         Err(code) => return code,
     };
@@ -161,7 +169,7 @@ fn send_to_embedded_capture(
 }
 
 fn build(args: BuildArgs) -> u8 {
-    let (message, mailer) = match prepare(&args.message, args.component.as_deref()) {
+    let (message, mailer) = match prepare(&args.message, args.component.as_deref(), None) {
         Ok(ready) => ready,
         Err(code) => return code,
     };

@@ -8,7 +8,8 @@ use crate::bindings::Mailer as Instance;
 use crate::ctx::MailerCtx;
 use crate::error::Error;
 use crate::mailer::finish;
-use crate::types::{Envelope, Message, SendReport};
+use crate::bindings;
+use crate::types::{Content, Envelope, Message, SendReport};
 
 /// An open SMTP connection that carries messages one after the other.
 ///
@@ -60,28 +61,38 @@ impl Session {
         result
     }
 
-    /// Sends a message over this connection.
+    /// Sends a message over this connection. Attachments given as
+    /// [`Content::File`] are streamed.
     pub fn send(&mut self, message: &Message) -> Result<SendReport, Error> {
         let handle = self.handle()?;
+        let message = bindings::message(message, &mut self.store.data_mut().table)?;
         let call = self
             .instance
             .smtp_mailer_mailer_sessions()
             .session()
-            .call_send(&mut self.store, handle, &message.into());
+            .call_send(&mut self.store, handle, &message);
         let result = finish(call).map(Into::into);
         self.check(result)
     }
 
-    /// Sends raw bytes over this connection.
-    pub fn send_raw(&mut self, envelope: &Envelope, data: &[u8]) -> Result<SendReport, Error> {
+    /// Sends a raw message over this connection; a [`Content::File`] is
+    /// streamed.
+    pub fn send_raw(&mut self, envelope: &Envelope, data: &Content) -> Result<SendReport, Error> {
         let handle = self.handle()?;
+        let data = bindings::content(data, &mut self.store.data_mut().table, "data")?;
         let call = self
             .instance
             .smtp_mailer_mailer_sessions()
             .session()
-            .call_send_raw(&mut self.store, handle, &envelope.into(), data);
+            .call_send_raw(&mut self.store, handle, &envelope.into(), &data);
         let result = finish(call).map(Into::into);
         self.check(result)
+    }
+
+    /// The component's linear memory in this session so far, in bytes (it
+    /// never shrinks): what the sends cost in guest memory.
+    pub fn peak_memory(&self) -> usize {
+        self.store.data().peak_memory()
     }
 
     /// Resets the server's transaction state (RSET).

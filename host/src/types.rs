@@ -2,6 +2,7 @@
 //! plain Rust values. Secrets print as `<redacted>` in `Debug`.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -41,10 +42,41 @@ pub struct Attachment {
     pub filename: String,
     /// The MIME type, such as `application/pdf`.
     pub content_type: String,
-    /// The file's bytes.
-    pub content: Vec<u8>,
+    /// The file's content.
+    pub content: Content,
     /// The Content-ID, without angle brackets.
     pub content_id: Option<String>,
+}
+
+/// Where an attachment's content comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    /// The whole content, in memory.
+    Bytes(Vec<u8>),
+    /// A file, opened at each send and lent to the component as a stream:
+    /// it is read and encoded while the message is sent, so memory stays
+    /// flat whatever its size. Its length, read when it is opened, is
+    /// declared to the server (SIZE); a file that changes length while it
+    /// is sent fails the send before the message is complete.
+    File(PathBuf),
+}
+
+impl Default for Content {
+    fn default() -> Self {
+        Content::Bytes(Vec::new())
+    }
+}
+
+impl From<Vec<u8>> for Content {
+    fn from(bytes: Vec<u8>) -> Self {
+        Content::Bytes(bytes)
+    }
+}
+
+impl From<&[u8]> for Content {
+    fn from(bytes: &[u8]) -> Self {
+        Content::Bytes(bytes.to_vec())
+    }
 }
 
 /// A header the message has no field for.

@@ -104,13 +104,13 @@ fn attachments_arrive_byte_for_byte() {
             Attachment {
                 filename: "data.bin".into(),
                 content_type: "application/octet-stream".into(),
-                content: binary.clone(),
+                content: binary.clone().into(),
                 content_id: None,
             },
             Attachment {
                 filename: "Übersicht März.csv".into(),
                 content_type: "text/csv".into(),
-                content: b"a,b\r\n1,2\r\n.\r\n".to_vec(),
+                content: b"a,b\r\n1,2\r\n.\r\n".to_vec().into(),
                 content_id: None,
             },
         ],
@@ -141,7 +141,7 @@ fn inline_image_in_multipart_related() {
         attachments: vec![Attachment {
             filename: "logo.png".into(),
             content_type: "image/png".into(),
-            content: png.clone(),
+            content: png.clone().into(),
             content_id: Some("logo@example.test".into()),
         }],
         ..message(&["bob@example.test"])
@@ -323,7 +323,7 @@ fn session_reset_and_raw_sends_with_smuggling_attempts() {
         forward_paths: vec!["bob@example.test".into()],
     };
     let raw = b"Subject: raw\nFrom: sender@example.test\n\nline one\n.\nMAIL FROM:<evil@x>\n.\r\n..two\r.\rlast";
-    session.send_raw(&envelope, raw).unwrap();
+    session.send_raw(&envelope, &raw[..].into()).unwrap();
     session.close().unwrap();
     let got = &server.wait_for(1, WAIT)[0];
     assert_eq!(got.rcpt_to, ["bob@example.test"]);

@@ -41,7 +41,7 @@ fn exim_html_attachment_and_non_ascii() {
         attachments: vec![Attachment {
             filename: "bericht-ä.bin".into(),
             content_type: "application/octet-stream".into(),
-            content: content.clone(),
+            content: content.clone().into(),
             content_id: None,
         }],
         ..message(&["bob@example.test"])

@@ -20,7 +20,8 @@ fn the_component_cannot_connect_anywhere_but_the_allowed_server() {
 
     // Asked to send to the other server, the component is refused by the host.
     let settings = bindings::server(&loopback(other.port()), Some("127.0.0.1".into()));
-    let msg: wit::Message = (&message(&["bob@example.test"])).into();
+    let msg: wit::Message =
+        bindings::message(&message(&["bob@example.test"]), store.data_mut().table()).unwrap();
     let result = instance
         .smtp_mailer_mailer_sender()
         .call_send(&mut store, &settings, &msg)
@@ -173,7 +174,7 @@ fn the_memory_limit_stops_the_component_and_the_host_goes_on() {
         attachments: vec![smtp_mailer_host::Attachment {
             filename: "big.bin".into(),
             content_type: "application/octet-stream".into(),
-            content: vec![7u8; 8 << 20],
+            content: vec![7u8; 8 << 20].into(),
             content_id: None,
         }],
         ..message(&["bob@example.test"])

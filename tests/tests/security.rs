@@ -409,7 +409,7 @@ fn s1_raw_bodies_cannot_smuggle_through_a_one_shot_send() {
         let case = format!("{:?}", text(&content[..content.len().min(80)]));
         let sink = Sink::start();
         mailer()
-            .send_raw(&quick(sink.port()), &envelope(), content)
+            .send_raw(&quick(sink.port()), &envelope(), &content.into())
             .unwrap_or_else(|e| panic!("{case}: {e:?}"));
         let transcript = sink.finish();
         assert_one_transaction(&transcript, 1, &case);
@@ -427,7 +427,7 @@ fn s1_raw_bodies_arrive_normalised_at_aiosmtpd_over_one_session() {
     let server = Aiosmtpd::start();
     let mut session = mailer().open_session(&loopback(server.port())).unwrap();
     for content in SMUGGLING {
-        session.send_raw(&envelope(), content).unwrap();
+        session.send_raw(&envelope(), &(*content).into()).unwrap();
     }
     session.close().unwrap();
     let received = server.wait_for(SMUGGLING.len(), WAIT);
@@ -632,7 +632,7 @@ fn s2_control_characters_in_a_raw_envelope_are_refused_before_connecting() {
             let case = format!("{field} with {c:?}");
             let watch = Watch::start();
             assert_invalid(
-                mailer().send_raw(&quick(watch.port), &envelope, b"Subject: x\r\n\r\nx\r\n"),
+                mailer().send_raw(&quick(watch.port), &envelope, &b"Subject: x\r\n\r\nx\r\n"[..].into()),
                 field,
                 &case,
             );
@@ -693,7 +693,7 @@ fn s2_control_characters_in_a_session_send_write_nothing_and_keep_the_session() 
         ];
         for (field, envelope) in raw {
             assert_invalid(
-                session.send_raw(&envelope, b"x\r\n"),
+                session.send_raw(&envelope, &b"x\r\n"[..].into()),
                 field,
                 &format!("session {field} with {c:?}"),
             );
@@ -942,7 +942,7 @@ fn s3_comments_and_unquoted_specials_are_refused() {
             forward_paths: vec![address.to_string()],
         };
         let watch = Watch::start();
-        let result = mailer().send_raw(&quick(watch.port), &envelope, b"x\r\n");
+        let result = mailer().send_raw(&quick(watch.port), &envelope, &b"x\r\n"[..].into());
         assert_invalid(result, "envelope.forward-paths[0]", address);
         assert!(watch.finish().is_none(), "{address}: the client connected");
     }
@@ -966,7 +966,7 @@ fn with_attachment(filename: &str, content_id: Option<&str>) -> Message {
         attachments: vec![Attachment {
             filename: filename.into(),
             content_type: "text/plain".into(),
-            content: b"attached".to_vec(),
+            content: b"attached".to_vec().into(),
             content_id: content_id.map(str::to_string),
         }],
         ..message(&["bob@example.test"])

@@ -8,23 +8,76 @@ use mail_builder::headers::text::Text;
 use mail_builder::mime::{BodyPart, MimePart};
 use mail_builder::MessageBuilder;
 
+use super::base64_lines::{self, encoded_len};
 use super::check::{check_content, check_mailbox, check_mailboxes};
-use super::{BuildContext, Mailbox, Message};
+use super::{BuildContext, Content, Mailbox, Message};
 use crate::address::Address;
 use crate::error::Error;
 use crate::smtp::data::normalize_line_endings;
-use crate::smtp::Envelope;
+use crate::smtp::{ContentInfo, Envelope};
 
 /// A built message: its bytes and what sending it needs.
 #[derive(Debug, Clone)]
 pub struct Built {
     /// The RFC 5322 bytes with CRLF line endings, as they are sent (before
-    /// the transport's dot-stuffing).
+    /// the transport's dot-stuffing); with a gap at each of `streams`.
     pub bytes: Vec<u8>,
+    /// Where streamed attachments go, in the order of their offsets: at
+    /// each, the stream's content in [`base64_lines`], then `bytes`
+    /// carries on. Empty when no content is streamed.
+    pub streams: Vec<StreamSlot>,
     /// The Message-ID, without angle brackets.
     pub message_id: String,
     /// From's address to every To, Cc and Bcc address, each once.
     pub envelope: Envelope,
+}
+
+/// A gap in [`Built::bytes`] for a streamed attachment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamSlot {
+    /// The offset in `bytes` where the encoded stream goes.
+    pub offset: usize,
+    /// The attachment's index in [`Message::attachments`].
+    pub attachment: usize,
+    /// The stream's length in bytes, when known.
+    pub size: Option<u64>,
+}
+
+impl Built {
+    /// The message's size on the wire (before dot-stuffing), when every
+    /// stream's length is known.
+    pub fn size(&self) -> Option<u64> {
+        self.streams.iter().try_fold(self.bytes.len() as u64, |total, slot| {
+            Some(total + encoded_len(slot.size?))
+        })
+    }
+
+    /// What the SMTP client must know before the content: the size, and
+    /// whether the headers or the content need SMTPUTF8 or 8BITMIME.
+    /// Streamed parts are base64, so the bytes around them tell.
+    pub fn content_info(&self) -> ContentInfo {
+        ContentInfo {
+            size: self.size(),
+            ..ContentInfo::of(&self.bytes)
+        }
+    }
+
+    /// The whole message, with each stream's content (in the order of
+    /// `streams`) read by `read`: for building without sending.
+    pub fn assemble<E>(
+        self,
+        mut read: impl FnMut(&StreamSlot) -> Result<Vec<u8>, E>,
+    ) -> Result<Vec<u8>, E> {
+        let mut out = Vec::with_capacity(self.bytes.len());
+        let mut at = 0;
+        for slot in &self.streams {
+            out.extend_from_slice(&self.bytes[at..slot.offset]);
+            out.extend_from_slice(&base64_lines::encode(&read(slot)?));
+            at = slot.offset;
+        }
+        out.extend_from_slice(&self.bytes[at..]);
+        Ok(out)
+    }
 }
 
 impl Message {
@@ -67,15 +120,81 @@ impl Message {
         for header in self.headers {
             builder = builder.header(header.name, Text::new(header.value));
         }
-        builder = builder.body(body(self.text, self.html, self.attachments));
+        let marker = |index: usize| format!("\0smtp-mailer-stream-{index}-{}\0", context.unique);
+        let streamed: Vec<(usize, Option<u64>)> = self
+            .attachments
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| match a.content {
+                Content::Streamed { size } => Some((i, size)),
+                Content::Bytes(_) => None,
+            })
+            .collect();
+        let attachments = self.attachments.into_iter().enumerate();
+        builder = builder.body(body(self.text, self.html, attachments, &marker));
 
         let mut bytes = Vec::new();
         builder.serialize(&mut bytes);
+        let mut bytes = normalize_line_endings(&bytes);
+        let streams = cut_markers(&mut bytes, &streamed, &marker)?;
         Ok(Built {
-            bytes: normalize_line_endings(&bytes),
+            bytes,
+            streams,
             message_id,
             envelope,
         })
+    }
+}
+
+/// Removes each streamed attachment's marker from `bytes`, and notes
+/// where it was.
+fn cut_markers(
+    bytes: &mut Vec<u8>,
+    streamed: &[(usize, Option<u64>)],
+    marker: &dyn Fn(usize) -> String,
+) -> Result<Vec<StreamSlot>, Error> {
+    let mut found = Vec::with_capacity(streamed.len());
+    for &(attachment, size) in streamed {
+        let marker = marker(attachment);
+        let mut at = find(bytes, marker.as_bytes(), 0);
+        let offset = at.ok_or_else(|| internal("a streamed attachment's place was lost"))?;
+        at = find(bytes, marker.as_bytes(), offset + 1);
+        if at.is_some() {
+            return Err(Error::invalid(
+                "text",
+                "holds the marker of a streamed attachment; remove NUL characters",
+            ));
+        }
+        found.push((offset, marker.len(), attachment, size));
+    }
+    found.sort_by_key(|f| f.0);
+    let mut streams = Vec::with_capacity(found.len());
+    let mut removed = 0;
+    for (offset, len, attachment, size) in found {
+        let offset = offset - removed;
+        bytes.drain(offset..offset + len);
+        removed += len;
+        streams.push(StreamSlot {
+            offset,
+            attachment,
+            size,
+        });
+    }
+    Ok(streams)
+}
+
+fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    haystack
+        .get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
+}
+
+fn internal(detail: &str) -> Error {
+    Error::Protocol {
+        stage: crate::error::Stage::DataEnd,
+        detail: format!("building the message failed: {detail}"),
     }
 }
 
@@ -102,11 +221,12 @@ fn generate_message_id(unique: &str, from: &Address) -> String {
 fn body(
     text: Option<String>,
     html: Option<String>,
-    attachments: Vec<super::Attachment>,
+    attachments: impl Iterator<Item = (usize, super::Attachment)>,
+    marker: &dyn Fn(usize) -> String,
 ) -> MimePart<'static> {
-    let (inline, regular): (Vec<_>, Vec<_>) = attachments
-        .into_iter()
-        .partition(|a| a.content_id.is_some() && html.is_some());
+    let (inline, regular): (Vec<_>, Vec<_>) =
+        attachments.partition(|(_, a)| a.content_id.is_some() && html.is_some());
+    let attachment_part = |(i, a): (usize, super::Attachment)| attachment_part(i, a, marker);
 
     let html_part = html.map(|html| {
         let html = MimePart::new("text/html", BodyPart::Text(html.into()));
@@ -132,10 +252,19 @@ fn body(
 
 /// An attachment, always in base64: its bytes arrive exactly, whatever they
 /// hold (mail-builder would send a `text/*` file's NUL or bare CR as 7bit).
-fn attachment_part(a: super::Attachment) -> MimePart<'static> {
+/// A streamed attachment's body is its marker, cut out after the build.
+fn attachment_part(
+    index: usize,
+    a: super::Attachment,
+    marker: &dyn Fn(usize) -> String,
+) -> MimePart<'static> {
+    let body = match &a.content {
+        Content::Bytes(bytes) => base64_lines::encode(bytes),
+        Content::Streamed { .. } => marker(index).into_bytes(),
+    };
     let part = MimePart::new(
         ContentType::new(a.content_type),
-        BodyPart::Binary(base64_lines(&a.content).into()),
+        BodyPart::Binary(body.into()),
     )
     .transfer_encoding("base64");
     match a.content_id {
@@ -147,16 +276,4 @@ fn attachment_part(a: super::Attachment) -> MimePart<'static> {
             .cid(cid),
         None => part.attachment(a.filename),
     }
-}
-
-/// Base64 in lines of 76 characters, each ending in CRLF (RFC 2045 6.8).
-fn base64_lines(bytes: &[u8]) -> Vec<u8> {
-    use base64::Engine as _;
-    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
-    let mut out = Vec::with_capacity(encoded.len() + encoded.len() / 38 + 2);
-    for line in encoded.as_bytes().chunks(76) {
-        out.extend_from_slice(line);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
 }

@@ -10,11 +10,17 @@
 //! - other attachments and that body form a multipart/mixed.
 //!
 //! Bcc recipients go into the envelope only, never into a header.
+//!
+//! An attachment's content may be [`Content::Streamed`]: the build then
+//! leaves a gap in the bytes ([`Built::streams`]) that the sender fills
+//! with [`base64_lines`] while it reads the stream, so that a large file is
+//! never held whole.
 
+pub mod base64_lines;
 mod build;
 mod check;
 
-pub use build::Built;
+pub use build::{Built, StreamSlot};
 
 /// A mailbox: an optional display name and an address.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -50,10 +56,35 @@ pub struct Attachment {
     pub filename: String,
     /// The MIME type, `type/subtype`.
     pub content_type: String,
-    /// The file's bytes.
-    pub content: Vec<u8>,
+    /// The file's content.
+    pub content: Content,
     /// The Content-ID the HTML body refers to as `cid:`, without brackets.
     pub content_id: Option<String>,
+}
+
+/// Where an attachment's content comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    /// The whole content, in memory.
+    Bytes(Vec<u8>),
+    /// Content that the sender reads from a stream while sending, with its
+    /// length when known (for SIZE).
+    Streamed {
+        /// The number of bytes the stream gives, when known.
+        size: Option<u64>,
+    },
+}
+
+impl Default for Content {
+    fn default() -> Self {
+        Content::Bytes(Vec::new())
+    }
+}
+
+impl From<Vec<u8>> for Content {
+    fn from(bytes: Vec<u8>) -> Self {
+        Content::Bytes(bytes)
+    }
 }
 
 /// A header the model has no field for.

@@ -5,7 +5,8 @@ use std::io::Write as _;
 
 use super::auth::{AuthError, Authenticator, Credentials, Mechanism, Step};
 use super::command::Command;
-use super::data::encode_data;
+use super::content::ContentInfo;
+use super::data::{encode_data, DataEncoder};
 use super::envelope::Envelope;
 use super::extensions::Extensions;
 use super::reply::Reply;
@@ -94,6 +95,10 @@ pub enum Event {
     /// followed the 220 (anything buffered is an injection attempt), run
     /// the TLS handshake, then call [`Client::tls_established`].
     StartTls,
+    /// The server is ready for a streamed content: the driver passes it
+    /// in pieces to [`Client::write_content`], handling the replies that
+    /// become due, then calls [`Client::end_content`].
+    ContentWanted,
     /// An explicit reset succeeded.
     ResetDone,
     /// The server answered QUIT (or the client gave up waiting).
@@ -125,6 +130,10 @@ enum Expect {
     Rcpt(usize),
     Data,
     DataEnd,
+    /// A BDAT chunk that is not the last.
+    BdatChunk,
+    /// BDAT ... LAST: the end of the content.
+    BdatLast,
     Quit,
 }
 
@@ -139,20 +148,35 @@ impl Expect {
             Expect::Mail => Stage::MailFrom,
             Expect::Rcpt(_) => Stage::RcptTo,
             Expect::Data => Stage::Data,
-            Expect::DataEnd => Stage::DataEnd,
+            Expect::DataEnd | Expect::BdatChunk | Expect::BdatLast => Stage::DataEnd,
             Expect::Quit => Stage::Quit,
         }
     }
 }
 
+/// The largest content in memory that goes out as BDAT in the same flight
+/// as MAIL and RCPT, before the server said yes to a recipient: one round
+/// trip per message, and little wasted should every recipient be refused.
+const PIPELINED_BDAT_MAX: usize = 256 * 1024;
+
 /// One message in flight.
 #[derive(Debug)]
 struct Transaction {
     envelope: Envelope,
-    /// The content, encoded for DATA, terminator included.
-    data: Vec<u8>,
+    /// The content in memory, until it is sent; `None` for a streamed
+    /// content.
+    data: Option<Vec<u8>>,
+    /// The content goes in BDAT chunks (CHUNKING), not after DATA.
+    chunking: bool,
+    /// The encoder of a streamed content while it is written.
+    streaming: Option<DataEncoder>,
+    /// The content's 8-bitness was unknown and the server lacks 8BITMIME:
+    /// an 8-bit byte aborts the send.
+    seven_bit_only: bool,
+    /// The end of the content was sent (BDAT LAST, or the DATA terminator).
+    content_sent: bool,
     replies: Vec<Option<Reply>>,
-    /// The first refusal of MAIL, RSET or DATA.
+    /// The first refusal of MAIL, RSET, DATA or a BDAT chunk.
     failure: Option<Error>,
     /// The server answered 354 although the transaction had failed: an
     /// empty content was sent to end it, and its reply is ignored.
@@ -295,7 +319,7 @@ impl Client {
     /// Whether a reply is due, and which time limit applies to it.
     pub fn wait(&self) -> Option<Wait> {
         match self.expect.front()? {
-            Expect::DataEnd => Some(Wait::Data),
+            Expect::DataEnd | Expect::BdatChunk | Expect::BdatLast => Some(Wait::Data),
             _ => Some(Wait::Command),
         }
     }
@@ -317,11 +341,35 @@ impl Client {
     /// the message needs what the server lacks: a size over its SIZE limit,
     /// SMTPUTF8 for non-ASCII addresses or headers, 8BITMIME for 8-bit
     /// content.
+    ///
+    /// The content goes in one BDAT chunk when the server offers CHUNKING
+    /// (in the same flight as MAIL and RCPT when it also offers PIPELINING
+    /// and the message is small), after DATA otherwise.
     pub fn send(&mut self, envelope: Envelope, message: &[u8]) -> Result<(), Error> {
+        self.start(envelope, ContentInfo::of(message), Some(message.to_vec()))
+    }
+
+    /// Starts sending a content that the driver streams once the server
+    /// accepted a recipient: after [`Event::ContentWanted`], the driver
+    /// passes it in pieces to [`Client::write_content`] and ends it with
+    /// [`Client::end_content`]. `info` is declared in MAIL FROM.
+    ///
+    /// The content goes in BDAT chunks when the server offers CHUNKING,
+    /// after DATA otherwise. Fails like [`Client::send`].
+    pub fn send_streamed(&mut self, envelope: Envelope, info: ContentInfo) -> Result<(), Error> {
+        self.start(envelope, info, None)
+    }
+
+    fn start(
+        &mut self,
+        envelope: Envelope,
+        info: ContentInfo,
+        data: Option<Vec<u8>>,
+    ) -> Result<(), Error> {
         self.check_idle(Stage::MailFrom)?;
-        let params = self.mail_params(&envelope, message)?;
-        let data = encode_data(message);
+        let (params, seven_bit_only) = self.mail_params(&envelope, &info)?;
         let pipelining = self.extensions.pipelining;
+        let chunking = self.extensions.chunking;
         if self.needs_reset {
             self.push(Command::Rset, Expect::TxReset);
         }
@@ -332,23 +380,97 @@ impl Client {
             },
             Expect::Mail,
         );
-        if pipelining {
-            for (i, rcpt) in envelope.forward_paths().iter().enumerate() {
-                let _ = write!(self.output, "{}", Command::Rcpt(rcpt));
-                self.expect.push_back(Expect::Rcpt(i));
-            }
-            self.push(Command::Data, Expect::Data);
-        }
-        self.transaction = Some(Transaction {
+        let mut tx = Transaction {
             replies: vec![None; envelope.forward_paths().len()],
             envelope,
             data,
+            chunking,
+            streaming: None,
+            seven_bit_only,
+            content_sent: false,
             failure: None,
             aborted: false,
-        });
+        };
+        if pipelining {
+            for (i, rcpt) in tx.envelope.forward_paths().iter().enumerate() {
+                let _ = write!(self.output, "{}", Command::Rcpt(rcpt));
+                self.expect.push_back(Expect::Rcpt(i));
+            }
+            if !chunking {
+                self.push(Command::Data, Expect::Data);
+            } else if let Some(data) = tx.data.take_if(|d| d.len() <= PIPELINED_BDAT_MAX) {
+                self.push_bdat_last(bdat_content(&data));
+                tx.content_sent = true;
+            }
+        }
+        self.transaction = Some(tx);
         self.needs_reset = true;
         self.state = State::Busy;
         Ok(())
+    }
+
+    /// Writes a piece of a streamed content (after [`Event::ContentWanted`]).
+    /// With CHUNKING each piece is a BDAT chunk whose reply becomes due; a
+    /// refused chunk ends the send with [`Event::Failed`], and no more
+    /// content is wanted.
+    ///
+    /// An error is fatal: the content was not ended, so the server drops
+    /// the message once the driver drops the connection.
+    pub fn write_content(&mut self, piece: &[u8]) -> Result<(), Error> {
+        let Some(tx) = self.transaction.as_mut() else {
+            return Err(content_not_wanted());
+        };
+        let Some(encoder) = tx.streaming.as_mut() else {
+            return Err(content_not_wanted());
+        };
+        if tx.seven_bit_only && !piece.is_ascii() {
+            return Err(self.fatal(Error::Unsupported {
+                stage: Stage::DataEnd,
+                detail: "the content holds 8-bit bytes, and the server does not offer \
+                         8BITMIME; the send was aborted before the end of the content, so \
+                         nothing is delivered"
+                    .into(),
+            }));
+        }
+        if !tx.chunking {
+            encoder.encode(piece, &mut self.output);
+            return Ok(());
+        }
+        let mut chunk = Vec::with_capacity(piece.len() + piece.len() / 32 + 2);
+        encoder.encode(piece, &mut chunk);
+        if !chunk.is_empty() {
+            let _ = write!(self.output, "BDAT {}\r\n", chunk.len());
+            self.output.extend_from_slice(&chunk);
+            self.expect.push_back(Expect::BdatChunk);
+        }
+        Ok(())
+    }
+
+    /// Ends a streamed content: the last line's CRLF, then the DATA
+    /// terminator or BDAT LAST. The final reply becomes due.
+    pub fn end_content(&mut self) -> Result<(), Error> {
+        let Some(tx) = self.transaction.as_mut() else {
+            return Err(content_not_wanted());
+        };
+        let Some(encoder) = tx.streaming.take() else {
+            return Err(content_not_wanted());
+        };
+        tx.content_sent = true;
+        if tx.chunking {
+            let mut last = Vec::new();
+            encoder.finish_line(&mut last);
+            self.push_bdat_last(last);
+        } else {
+            encoder.finish(&mut self.output);
+            self.expect.push_back(Expect::DataEnd);
+        }
+        Ok(())
+    }
+
+    fn push_bdat_last(&mut self, chunk: Vec<u8>) {
+        let _ = write!(self.output, "BDAT {} LAST\r\n", chunk.len());
+        self.output.extend_from_slice(&chunk);
+        self.expect.push_back(Expect::BdatLast);
     }
 
     /// Starts an explicit RSET.
@@ -393,9 +515,12 @@ impl Client {
             Expect::Auth => self.on_auth(reply),
             Expect::Reset => self.on_reset(reply),
             Expect::TxReset => self.on_tx_reply(expect, reply),
-            Expect::Mail | Expect::Rcpt(_) | Expect::Data | Expect::DataEnd => {
-                self.on_tx_reply(expect, reply)
-            }
+            Expect::Mail
+            | Expect::Rcpt(_)
+            | Expect::Data
+            | Expect::DataEnd
+            | Expect::BdatChunk
+            | Expect::BdatLast => self.on_tx_reply(expect, reply),
             Expect::Quit => {
                 self.state = State::Closed;
                 self.events.push_back(Event::Closed);
@@ -433,12 +558,17 @@ impl Client {
         error
     }
 
-    fn mail_params(&self, envelope: &Envelope, message: &[u8]) -> Result<Vec<String>, Error> {
+    /// The MAIL FROM parameters, and whether the content must stay 7-bit.
+    fn mail_params(
+        &self,
+        envelope: &Envelope,
+        info: &ContentInfo,
+    ) -> Result<(Vec<String>, bool), Error> {
         let ext = &self.extensions;
         let mut params = Vec::new();
-        let header_end = find_header_end(message);
-        let needs_utf8 = envelope.needs_smtputf8() || !message[..header_end].is_ascii();
-        let needs_8bit = !message.is_ascii();
+        let needs_utf8 = envelope.needs_smtputf8() || info.utf8_headers;
+        let needs_8bit = info.eight_bit.unwrap_or(ext.eight_bit_mime);
+        let seven_bit_only = info.eight_bit.is_none() && !ext.eight_bit_mime;
         if needs_utf8 && !ext.smtp_utf8 {
             return Err(Error::Unsupported {
                 stage: Stage::MailFrom,
@@ -455,8 +585,7 @@ impl Client {
                     .into(),
             });
         }
-        if ext.size.is_some() {
-            let size = message.len() as u64;
+        if let (Some(_), Some(size)) = (ext.size, info.size) {
             if let Some(limit) = ext.size_limit().filter(|&limit| size > limit) {
                 return Err(Error::Unsupported {
                     stage: Stage::MailFrom,
@@ -473,7 +602,7 @@ impl Client {
         if needs_utf8 {
             params.push("SMTPUTF8".into());
         }
-        Ok(params)
+        Ok((params, seven_bit_only))
     }
 
     fn on_greeting(&mut self, reply: Reply) -> Result<(), Error> {
@@ -680,14 +809,12 @@ impl Client {
                 if let Some(slot) = tx.replies.get_mut(i) {
                     *slot = Some(reply);
                 }
-                if !pipelining {
-                    let next = tx.envelope.forward_paths().get(i + 1).cloned();
-                    let accepted = tx.any_accepted();
-                    match next {
-                        Some(address) => self.push(Command::Rcpt(&address), Expect::Rcpt(i + 1)),
-                        None if accepted => self.push(Command::Data, Expect::Data),
-                        None => return self.finish_failed(),
+                match tx.envelope.forward_paths().get(i + 1).cloned() {
+                    Some(next) if !pipelining => {
+                        self.push(Command::Rcpt(&next), Expect::Rcpt(i + 1))
                     }
+                    Some(_) => {}
+                    None => return self.recipients_done(),
                 }
             }
             Expect::Data => {
@@ -699,11 +826,32 @@ impl Client {
                     // RFC 2920 3.1: end the unwanted content at once.
                     tx.aborted = true;
                     self.output.extend_from_slice(b".\r\n");
+                } else if let Some(data) = tx.data.take() {
+                    self.output.extend_from_slice(&encode_data(&data));
+                    tx.content_sent = true;
                 } else {
-                    let data = std::mem::take(&mut tx.data);
-                    self.output.extend_from_slice(&data);
+                    tx.streaming = Some(DataEncoder::new());
+                    self.events.push_back(Event::ContentWanted);
+                    return Ok(());
                 }
                 self.expect.push_back(Expect::DataEnd);
+            }
+            Expect::BdatChunk => {
+                if refused {
+                    // RFC 3030 2: no more chunks after a refused one.
+                    tx.streaming = None;
+                    tx.fail(rejection(reply));
+                    return self.finish_failed();
+                }
+            }
+            Expect::BdatLast => {
+                if refused || tx.failure.is_some() || !tx.any_accepted() {
+                    if refused {
+                        tx.fail(rejection(reply));
+                    }
+                    return self.finish_failed();
+                }
+                return self.delivered(reply);
             }
             Expect::DataEnd => {
                 if tx.aborted {
@@ -713,13 +861,7 @@ impl Client {
                     tx.fail(rejection(reply));
                     return self.finish_failed();
                 }
-                let recipients = tx.outcomes(true);
-                self.transaction = None;
-                self.state = State::Ready;
-                self.events.push_back(Event::Delivered(Delivery {
-                    recipients,
-                    final_reply: reply,
-                }));
+                return self.delivered(reply);
             }
             Expect::Greeting
             | Expect::Ehlo
@@ -729,6 +871,54 @@ impl Client {
             | Expect::Reset
             | Expect::Quit => return Err(self.unexpected(stage, &reply)),
         }
+        Ok(())
+    }
+
+    /// After the last recipient's reply: DATA without pipelining; with
+    /// CHUNKING, the content, or [`Event::ContentWanted`] for a streamed
+    /// one, when a recipient was accepted.
+    fn recipients_done(&mut self) -> Result<(), Error> {
+        let pipelining = self.extensions.pipelining;
+        let Some(tx) = self.transaction.as_mut() else {
+            return Ok(());
+        };
+        if tx.content_sent || (pipelining && !tx.chunking) {
+            // The content or DATA is already in the flight.
+            return Ok(());
+        }
+        if !tx.chunking {
+            if !tx.any_accepted() {
+                return self.finish_failed();
+            }
+            self.push(Command::Data, Expect::Data);
+            return Ok(());
+        }
+        if tx.failure.is_some() || !tx.any_accepted() {
+            return self.finish_failed();
+        }
+        match tx.data.take() {
+            Some(data) => {
+                tx.content_sent = true;
+                self.push_bdat_last(bdat_content(&data));
+            }
+            None => {
+                tx.streaming = Some(DataEncoder::for_bdat());
+                self.events.push_back(Event::ContentWanted);
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends a transaction the server accepted.
+    fn delivered(&mut self, reply: Reply) -> Result<(), Error> {
+        let Some(tx) = self.transaction.take() else {
+            return Ok(());
+        };
+        self.state = State::Ready;
+        self.events.push_back(Event::Delivered(Delivery {
+            recipients: tx.outcomes(true),
+            final_reply: reply,
+        }));
         Ok(())
     }
 
@@ -767,6 +957,23 @@ impl Client {
     }
 }
 
+/// A whole content for one BDAT chunk: CRLF line endings, the last line
+/// ended.
+fn bdat_content(data: &[u8]) -> Vec<u8> {
+    let mut encoder = DataEncoder::for_bdat();
+    let mut out = Vec::with_capacity(data.len() + data.len() / 32 + 2);
+    encoder.encode(data, &mut out);
+    encoder.finish_line(&mut out);
+    out
+}
+
+fn content_not_wanted() -> Error {
+    Error::Protocol {
+        stage: Stage::DataEnd,
+        detail: "no streamed content is wanted now".into(),
+    }
+}
+
 /// The core error of a failed authentication, with a hint for refusals.
 fn auth_error(e: AuthError) -> Error {
     match e {
@@ -791,20 +998,4 @@ fn auth_error(e: AuthError) -> Error {
             reply: None,
         },
     }
-}
-
-/// The length of the header section, up to the first empty line; the whole
-/// message when there is none.
-fn find_header_end(message: &[u8]) -> usize {
-    let mut line_start = 0;
-    for (i, &b) in message.iter().enumerate() {
-        if b == b'\n' {
-            let line = &message[line_start..i];
-            if line.is_empty() || line == b"\r" {
-                return line_start;
-            }
-            line_start = i + 1;
-        }
-    }
-    message.len()
 }

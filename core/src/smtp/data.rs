@@ -1,6 +1,7 @@
-//! The DATA content on the wire: line endings normalised to CRLF and
-//! dot-stuffing (RFC 5321 4.5.2), so that the content can never end the
-//! data early, whatever bytes it holds.
+//! The content on the wire: line endings normalised to CRLF and, after
+//! DATA, dot-stuffing (RFC 5321 4.5.2), so that the content can never end
+//! the data early, whatever bytes it holds. BDAT chunks (RFC 3030) carry
+//! their length, so they are normalised but not stuffed.
 
 /// Encodes message bytes for DATA, chunk by chunk.
 ///
@@ -11,6 +12,8 @@
 pub struct DataEncoder {
     at_line_start: bool,
     pending_cr: bool,
+    /// False for BDAT: line endings only.
+    stuff_dots: bool,
 }
 
 impl Default for DataEncoder {
@@ -18,14 +21,24 @@ impl Default for DataEncoder {
         DataEncoder {
             at_line_start: true,
             pending_cr: false,
+            stuff_dots: true,
         }
     }
 }
 
 impl DataEncoder {
-    /// An encoder at the start of the content.
+    /// An encoder at the start of the content, for DATA.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An encoder for BDAT chunks: line endings are normalised, dots are
+    /// left alone.
+    pub fn for_bdat() -> Self {
+        DataEncoder {
+            stuff_dots: false,
+            ..Self::default()
+        }
     }
 
     /// Appends the encoding of `chunk` to `out`.
@@ -49,7 +62,7 @@ impl DataEncoder {
                     self.at_line_start = true;
                     start = i + 1;
                 }
-                b'.' if self.at_line_start => {
+                b'.' if self.at_line_start && self.stuff_dots => {
                     out.extend_from_slice(&chunk[start..i]);
                     out.push(b'.');
                     start = i; // the dot itself is copied with what follows
@@ -63,10 +76,16 @@ impl DataEncoder {
 
     /// Ends the content: a CRLF if the last line has none, then `.CRLF`.
     pub fn finish(self, out: &mut Vec<u8>) {
+        self.finish_line(out);
+        out.extend_from_slice(b".\r\n");
+    }
+
+    /// Ends the last line with a CRLF if it has none: the end of BDAT
+    /// content, which has no terminator.
+    pub fn finish_line(&self, out: &mut Vec<u8>) {
         if !self.at_line_start {
             out.extend_from_slice(b"\r\n");
         }
-        out.extend_from_slice(b".\r\n");
     }
 }
 
@@ -177,6 +196,16 @@ mod tests {
             encoder.finish(&mut out);
             assert_eq!(out, whole, "chunk size {size}");
         }
+    }
+
+    #[test]
+    fn bdat_normalises_without_stuffing() {
+        let mut encoder = DataEncoder::for_bdat();
+        let mut out = Vec::new();
+        encoder.encode(b"a\n.b\r", &mut out);
+        encoder.encode(b"\n.\r\nend", &mut out);
+        encoder.finish_line(&mut out);
+        assert_eq!(out, b"a\r\n.b\r\n.\r\nend\r\n");
     }
 
     #[test]

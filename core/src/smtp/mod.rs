@@ -1,5 +1,5 @@
-//! A sans-I/O SMTP client (RFC 5321 with PIPELINING, SIZE, 8BITMIME and
-//! SMTPUTF8).
+//! A sans-I/O SMTP client (RFC 5321 with PIPELINING, SIZE, 8BITMIME,
+//! SMTPUTF8 and CHUNKING).
 //!
 //! [`Client`] does no I/O and reads no clock. The driver that owns the
 //! connection writes what [`Client::take_output`] hands out (in one write:
@@ -7,16 +7,22 @@
 //! [`reply::ReplyParser`] while [`Client::wait`] says a reply is due (and
 //! which time limit applies), passes each to [`Client::handle_reply`], and
 //! takes the outcome of each operation from [`Client::poll_event`].
+//!
+//! A content too large to hold is streamed: [`Client::send_streamed`]
+//! declares it, [`Event::ContentWanted`] says when to write it, and the
+//! driver passes it in pieces to [`Client::write_content`].
 
 pub mod auth;
 pub mod client;
 pub mod command;
+pub mod content;
 pub mod data;
 pub mod envelope;
 pub mod extensions;
 pub mod reply;
 
 pub use client::{AuthSettings, Client, ClientConfig, Event, TlsPolicy, Wait};
+pub use content::ContentInfo;
 pub use envelope::Envelope;
 pub use extensions::Extensions;
 

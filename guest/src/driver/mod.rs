@@ -23,6 +23,7 @@ use smtp_mailer_core::smtp::reply::ReplyParser;
 use smtp_mailer_core::smtp::{Client, Event, Wait};
 use smtp_mailer_core::Stage;
 
+use crate::content::ContentSource;
 use crate::convert::{self, NetworkFailure};
 use crate::smtp_mailer_mailer_types as wit;
 
@@ -56,6 +57,9 @@ impl Limits {
 
 /// The size of one read from the stream.
 const READ_CHUNK: usize = 8 * 1024;
+
+/// How much streamed content after DATA is gathered before a write.
+const FLUSH_AT: usize = 256 * 1024;
 
 /// What a STARTTLS upgrade needs: the TLS configuration and the name the
 /// certificate must carry.
@@ -149,6 +153,74 @@ impl Driver {
                 .handle_reply(reply)
                 .map_err(convert::core_error)?;
         }
+    }
+
+    /// Streams a content after [`Event::ContentWanted`], piece by piece,
+    /// and waits for the final reply. After DATA, pieces are written as
+    /// they come (the last ones together with the terminator, in one
+    /// write); with BDAT, each piece is a chunk whose reply is read before
+    /// the next. Any error leaves the connection unusable, and the message
+    /// unfinished, so the server drops it.
+    pub fn stream_content(&mut self, source: &mut dyn ContentSource) -> Result<Event, wit::Error> {
+        let result = self.stream_content_inner(source);
+        if result.is_err() {
+            self.client.connection_lost();
+        }
+        result
+    }
+
+    fn stream_content_inner(&mut self, source: &mut dyn ContentSource) -> Result<Event, wit::Error> {
+        let mut pending: Vec<u8> = Vec::new();
+        while let Some(piece) = source.next_piece()? {
+            self.client
+                .write_content(piece)
+                .map_err(convert::core_error)?;
+            let output = self.client.take_output();
+            if self.client.wait().is_none() {
+                // DATA: no reply is due until the end.
+                if pending.is_empty() {
+                    pending = output;
+                } else {
+                    pending.extend_from_slice(&output);
+                }
+                if pending.len() >= FLUSH_AT {
+                    self.write_content(&std::mem::take(&mut pending))?;
+                }
+                continue;
+            }
+            self.write_content(&output)?;
+            while let Some(Wait::Command | Wait::Data) = self.client.wait() {
+                let reply = self.read_reply(Stage::DataEnd, self.limits.data)?;
+                if self.trace {
+                    trace_reply(&reply);
+                }
+                self.client
+                    .handle_reply(reply)
+                    .map_err(convert::core_error)?;
+                if let Some(event) = self.client.poll_event() {
+                    // A refused chunk: the send is over.
+                    return Ok(event);
+                }
+            }
+        }
+        self.client.end_content().map_err(convert::core_error)?;
+        pending.extend_from_slice(&self.client.take_output());
+        self.write_content(&pending)?;
+        self.run_inner()
+    }
+
+    /// Writes content bytes; the trace shows their count.
+    fn write_content(&mut self, bytes: &[u8]) -> Result<(), wit::Error> {
+        if self.trace {
+            trace_content(bytes);
+        }
+        let limit = self.limits.data;
+        let result = self
+            .stream
+            .set_write_limit(Some(limit))
+            .and_then(|()| self.stream.write_all(bytes))
+            .and_then(|()| self.stream.flush());
+        result.map_err(|e| io_error(e, Stage::DataEnd, limit, "sending the content"))
     }
 
     fn write_flight(&mut self, bytes: &[u8]) -> Result<(), wit::Error> {
@@ -266,14 +338,24 @@ impl Driver {
 /// byte count, AUTH payloads redacted.
 fn trace_flight(stage: Stage, bytes: &[u8]) {
     if stage == Stage::DataEnd {
-        eprintln!(
-            "C: <message content and end of data: {} bytes>",
-            bytes.len()
-        );
+        trace_content(bytes);
         return;
     }
-    for line in String::from_utf8_lossy(bytes).lines() {
-        if stage != Stage::Auth {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |i| i + 1);
+        let (line, after) = rest.split_at(end);
+        rest = after;
+        let line = String::from_utf8_lossy(line);
+        let line = line.trim_end_matches(['\r', '\n']);
+        if let Some(size) = bdat_size(line) {
+            eprintln!("C: {line}");
+            eprintln!("C: <content: {size} bytes>");
+            rest = rest.get(size..).unwrap_or_default();
+        } else if stage != Stage::Auth {
             eprintln!("C: {line}");
         } else if let Some(rest) = line.strip_prefix("AUTH ") {
             let mechanism = rest.split(' ').next().unwrap_or_default();
@@ -282,6 +364,23 @@ fn trace_flight(stage: Stage, bytes: &[u8]) {
             eprintln!("C: <redacted>");
         }
     }
+}
+
+/// Writes content as a byte count, and BDAT commands as they are.
+fn trace_content(bytes: &[u8]) {
+    if bytes.starts_with(b"BDAT ") {
+        return trace_flight(Stage::Data, bytes);
+    }
+    eprintln!("C: <content: {} bytes>", bytes.len());
+}
+
+/// The size of a BDAT command's chunk.
+fn bdat_size(line: &str) -> Option<usize> {
+    line.strip_prefix("BDAT ")?
+        .split(' ')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Writes a reply, line by line.

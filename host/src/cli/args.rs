@@ -66,6 +66,10 @@ pub struct SendArgs {
     /// Seconds to wait for each reply (and 2x for the data).
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
+    /// The component's memory limit in MiB (default 64). Attachments are
+    /// streamed from disk, so a large file needs no more.
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub memory_limit: Option<u32>,
     /// The receipt's format.
     #[arg(long, value_enum, default_value_t = Output::Human)]
     pub output: Output,

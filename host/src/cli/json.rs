@@ -7,7 +7,7 @@ use std::path::Path;
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::Value;
-use smtp_mailer_host::{Attachment, Header, Mailbox, Message};
+use smtp_mailer_host::{Attachment, Content, Header, Mailbox, Message};
 
 use super::mailbox::{parse_list, parse_mailbox};
 
@@ -174,16 +174,16 @@ fn attachment(i: usize, a: JsonAttachment, base_dir: &Path) -> Result<Attachment
                     ))
                 }
             };
-            (bytes, None)
+            (Content::Bytes(bytes), None)
         }
         (None, Some(path)) => {
             let full = base_dir.join(&path);
-            let bytes = std::fs::read(&full)
+            let content = super::message::streamed_file(&full)
                 .map_err(|e| format!("{field}.path {}: {e}", full.display()))?;
             let name = Path::new(&path)
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned());
-            (bytes, name)
+            (content, name)
         }
     };
     let filename = a
@@ -258,7 +258,7 @@ mod tests {
         assert_eq!(m.cc[1], Mailbox::named("D", "d@x.org"));
         assert_eq!(m.bcc[0].address, "e@x.org");
         assert_eq!(m.headers.len(), 3);
-        assert_eq!(m.attachments[0].content, b"hello");
+        assert_eq!(m.attachments[0].content, Content::Bytes(b"hello".to_vec()));
         assert_eq!(m.attachments[0].content_type, "text/plain");
         assert_eq!(m.attachments[1].content_id.as_deref(), Some("b@x"));
         assert_eq!(m.message_id.as_deref(), Some("id@x.org"));

@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use smtp_mailer_host::{Attachment, Header, Message};
+use smtp_mailer_host::{Attachment, Content, Header, Message};
 
 use super::args::MessageArgs;
 use super::json::{guess_content_type, parse_message};
@@ -93,7 +93,7 @@ fn attachment(spec: &str) -> Result<Attachment, String> {
         Some((p, c)) if !Path::new(spec).exists() => (p, Some(c.to_string())),
         _ => (spec, None),
     };
-    let content = std::fs::read(path).map_err(|e| format!("--attach {path}: {e}"))?;
+    let content = streamed_file(Path::new(path)).map_err(|e| format!("--attach {path}: {e}"))?;
     let filename = Path::new(path)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -104,4 +104,15 @@ fn attachment(spec: &str) -> Result<Attachment, String> {
         content,
         content_id: cid,
     })
+}
+
+/// A readable regular file, to be streamed at send time rather than read
+/// into memory now.
+pub fn streamed_file(path: &Path) -> Result<Content, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    Ok(Content::File(path.to_path_buf()))
 }

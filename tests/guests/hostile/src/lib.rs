@@ -21,7 +21,7 @@ use exports::smtp_mailer::mailer::message::Guest as MessageGuest;
 use exports::smtp_mailer::mailer::sender::Guest as SenderGuest;
 use exports::smtp_mailer::mailer::sessions::{Guest as SessionsGuest, GuestSession, Session};
 use exports::smtp_mailer::mailer::types::{
-    Envelope, Error, ErrorCode, Failure, Message, Reply, Retry, SendReport, Server, Stage,
+    Content, Envelope, Error, ErrorCode, Failure, Message, Reply, Retry, SendReport, Server, Stage,
 };
 
 struct Component;
@@ -91,7 +91,7 @@ impl SenderGuest for Component {
         }
     }
 
-    fn send_raw(_: Server, _: Envelope, _: Vec<u8>) -> Result<SendReport, Error> {
+    fn send_raw(_: Server, _: Envelope, _: Content) -> Result<SendReport, Error> {
         Err(unsupported())
     }
 }
@@ -105,7 +105,7 @@ impl GuestSession for NoSession {
     fn send(&self, _: Message) -> Result<SendReport, Error> {
         Err(unsupported())
     }
-    fn send_raw(&self, _: Envelope, _: Vec<u8>) -> Result<SendReport, Error> {
+    fn send_raw(&self, _: Envelope, _: Content) -> Result<SendReport, Error> {
         Err(unsupported())
     }
     fn reset(&self) -> Result<(), Error> {
