@@ -316,3 +316,29 @@ fn eight_bit_bytes_in_a_streamed_raw_message_abort_without_8bitmime() {
     );
     assert!(!wire.contains(&0xC3), "no 8-bit byte was sent");
 }
+
+#[test]
+fn a_streamed_attachment_goes_through_starttls() {
+    let pki = smtp_mailer_tests::tls::TestPki::generate();
+    let server = Aiosmtpd::start_with(AiosmtpdOptions {
+        starttls: Some(pki.good.clone()),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (path, hash) = random_file(dir.path(), "scan.pdf", (3 << 20) + 17);
+    let mut settings = smtp_mailer_host::Server::new("localhost", server.port());
+    settings.connect_address = Some("127.0.0.1".into());
+    settings.ca_pem = Some(pki.ca_pem.clone());
+    let mut msg = message(&["bob@example.test"]);
+    msg.attachments.push(Attachment {
+        filename: "scan.pdf".into(),
+        content_type: "application/pdf".into(),
+        content: Content::File(path),
+        content_id: None,
+    });
+    mailer().send(&settings, &msg).expect("sent over TLS");
+    let got = server.wait_for(1, WAIT);
+    assert!(got[0].tls, "the message came over TLS");
+    let (_, contents) = only_attachment(&got[0].data);
+    assert_eq!(&sha256(&contents), &hash);
+}
