@@ -342,3 +342,44 @@ fn a_streamed_attachment_goes_through_starttls() {
     let (_, contents) = only_attachment(&got[0].data);
     assert_eq!(&sha256(&contents), &hash);
 }
+
+/// A file that grows after the send started (its size was declared when it
+/// was opened): the send stops before the end of the data, so the server
+/// never gets a message whose content differs from what was declared.
+#[test]
+fn a_file_that_changes_length_during_the_send_aborts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = random_file(dir.path(), "log.txt", 100 << 10);
+    let growing = path.clone();
+    let server = Scripted::start(move |c| {
+        c.open();
+        c.hear_lines(3); // MAIL, RCPT, DATA
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&growing)
+            .unwrap();
+        std::io::Write::write_all(&mut file, b"one more line\n").unwrap();
+        c.say("250 ok\r\n250 ok\r\n354 go ahead\r\n");
+        c.drain();
+    });
+    let mut msg = message(&["bob@example.test"]);
+    msg.attachments.push(Attachment {
+        filename: "log.txt".into(),
+        content_type: "text/plain".into(),
+        content: Content::File(path),
+        content_id: None,
+    });
+    let err = mailer()
+        .send(&loopback(server.port()), &msg)
+        .expect_err("aborted");
+    let ErrorKind::InvalidInput { field, reason } = &err.kind else {
+        panic!("{err:?}")
+    };
+    assert_eq!(field, "attachments[0].content");
+    assert!(reason.contains("declared"), "{reason}");
+    let wire = server.finish();
+    assert!(
+        !wire.windows(5).any(|w| w == b"\r\n.\r\n"),
+        "the data was never ended"
+    );
+}
