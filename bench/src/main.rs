@@ -120,13 +120,29 @@ fn worker(args: &[String]) -> Result<(), BoxError> {
     let needs_address = || address.ok_or(WORKER_USAGE);
     match kind.as_str() {
         "component" => {
-            let mailer = Mailer::new()?;
+            let mailer = worker_mailer()?;
             let message = workload::host_message();
             let mut session = mailer.open_session(&loopback(needs_address()?))?;
             for _ in 0..count {
                 session.send(&message)?;
             }
             session.close()?;
+        }
+        "component-fresh" => {
+            let mailer = worker_mailer()?;
+            let message = workload::host_message();
+            let server = loopback(needs_address()?);
+            for _ in 0..count {
+                mailer.send(&server, &message)?;
+            }
+        }
+        "native-fresh" => {
+            let address = needs_address()?;
+            for _ in 0..count {
+                let mut session = native::Session::open(address, None)?;
+                session.send_message()?;
+                session.quit()?;
+            }
         }
         "native" => {
             let mut session = native::Session::open(needs_address()?, None)?;
@@ -143,7 +159,7 @@ fn worker(args: &[String]) -> Result<(), BoxError> {
             session.quit()?;
         }
         "build-wasm" => {
-            let mailer = Mailer::new()?;
+            let mailer = worker_mailer()?;
             let mut builder = component::Builder::from_mailer(&mailer)?;
             let message = workload::RichParts::new().host_message();
             for _ in 0..count {
@@ -166,11 +182,31 @@ fn worker(args: &[String]) -> Result<(), BoxError> {
         other => return Err(format!("unknown worker {other:?}; {WORKER_USAGE}").into()),
     }
     println!("vmhwm_kb={}", vmhwm_kb().unwrap_or(0));
+    if std::env::var_os(COMPONENT_VAR).is_some() {
+        // Where the compiled code is mapped, to name the guest's functions
+        // in a callgrind profile (see BENCHMARKS.md).
+        for line in std::fs::read_to_string("/proc/self/maps")?.lines() {
+            if line.ends_with(".cwasm") {
+                println!("map {line}");
+            }
+        }
+    }
     Ok(())
 }
 
+/// Names a component file for the component workers instead of the
+/// built-in one: a build that keeps its function names, for profiling.
+const COMPONENT_VAR: &str = "SMTP_MAILER_BENCH_COMPONENT";
+
+fn worker_mailer() -> Result<Mailer, BoxError> {
+    Ok(match std::env::var_os(COMPONENT_VAR) {
+        Some(path) => Mailer::builder().component_file(path)?.build()?,
+        None => Mailer::new()?,
+    })
+}
+
 const WORKER_USAGE: &str = "usage: smtp-mailer-bench worker \
-    component|native|lettre COUNT ADDRESS, or build-wasm|build-core|build-mail-builder COUNT";
+    component|native|lettre|component-fresh|native-fresh COUNT ADDRESS, or build-wasm|build-core|build-mail-builder COUNT";
 
 /// The MIME row's message built by mail-builder alone, natively.
 fn mail_builder_message(rich: &workload::RichParts, serial: u64) -> std::io::Result<Vec<u8>> {
@@ -339,6 +375,11 @@ fn run(options: Options) -> Result<(), BoxError> {
         let component = callgrind::per_message("component", at, n1, n2, &work)?;
         let native = callgrind::per_message("native", at, n1, n2, &work)?;
         let lettre = callgrind::per_message("lettre", at, n1, n2, &work)?;
+        let f1 = options.count(20);
+        let f2 = f1 + options.count(100);
+        step(&format!("callgrind: new connection per message, {f1} and {f2} per sender"));
+        let component_fresh = callgrind::per_message("component-fresh", at, f1, f2, &work)?;
+        let native_fresh = callgrind::per_message("native-fresh", at, f1, f2, &work)?;
         let b1 = options.count(20);
         let b2 = b1 + options.count(50);
         step(&format!("callgrind: MIME builds, {b1} and {b2} per builder"));
@@ -352,7 +393,10 @@ fn run(options: Options) -> Result<(), BoxError> {
             build_wasm,
             build_core,
             build_mb,
+            component_fresh,
+            native_fresh,
             sends: (n1, n2),
+            fresh: (f1, f2),
             builds: (b1, b2),
         })
     } else {
@@ -502,7 +546,10 @@ fn run(options: Options) -> Result<(), BoxError> {
         component,
         native,
         lettre,
+        component_fresh,
+        native_fresh,
         sends: (n1, n2),
+        fresh: (f1, f2),
         ..
     }) = &instructions
     {
@@ -526,6 +573,16 @@ fn run(options: Options) -> Result<(), BoxError> {
             .against(
                 format!("{} lettre", thousands(lettre.instructions.round() as u64)),
                 native.instructions / lettre.instructions,
+            ),
+        );
+        sends.push(
+            Row::new(
+                format!("instructions per message, new connection each (callgrind, {f2} - {f1} msgs): component + host"),
+                thousands(component_fresh.instructions.round() as u64),
+            )
+            .against(
+                format!("{} native core", thousands(native_fresh.instructions.round() as u64)),
+                component_fresh.instructions / native_fresh.instructions,
             ),
         );
     }
@@ -620,6 +677,7 @@ fn run(options: Options) -> Result<(), BoxError> {
          sender; latencies cover every round. Ratios compare SmtpMailer with the reference of \
          the same row."
     );
+    println!("\nMachine: {}.", machine());
     stats::print_table("Sending", &sends);
     stats::print_table("MIME building", &build);
     stats::print_table("Start-up", &start);
@@ -648,11 +706,36 @@ fn run(options: Options) -> Result<(), BoxError> {
         print_breakdown("one send over a reused session, component + host", &p.component, 20);
         print_breakdown("one send over a reused session, same core native", &p.native, 12);
         print_breakdown("one send over a reused session, lettre", &p.lettre, 12);
+        print_breakdown("one send on a new connection, component + host", &p.component_fresh, 15);
+        print_breakdown("one send on a new connection, same core native", &p.native_fresh, 8);
         print_breakdown("one MIME build in wasm, through the host", &p.build_wasm, 12);
         print_breakdown("one MIME build, same core native", &p.build_core, 12);
         print_breakdown("one MIME build, mail-builder native", &p.build_mb, 8);
     }
     Ok(())
+}
+
+/// Cores, CPU model, kernel and compiler of this machine.
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|k| format!("Linux {}", k.trim()))
+        .unwrap_or_else(|_| "unknown kernel".into());
+    let rustc = Command::new("rustc")
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "rustc unknown".into());
+    format!("{cores} cores, {cpu}, {kernel}, {rustc}")
 }
 
 /// The callgrind results of one run.
@@ -663,7 +746,10 @@ struct Profiles {
     build_wasm: callgrind::PerMessage,
     build_core: callgrind::PerMessage,
     build_mb: callgrind::PerMessage,
+    component_fresh: callgrind::PerMessage,
+    native_fresh: callgrind::PerMessage,
     sends: (usize, usize),
+    fresh: (usize, usize),
     builds: (usize, usize),
 }
 
