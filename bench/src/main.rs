@@ -120,7 +120,7 @@ fn worker(args: &[String]) -> Result<(), BoxError> {
     let needs_address = || address.ok_or(WORKER_USAGE);
     match kind.as_str() {
         "component" => {
-            let mailer = worker_mailer()?;
+            let mailer = Mailer::new()?;
             let message = workload::host_message();
             let mut session = mailer.open_session(&loopback(needs_address()?))?;
             for _ in 0..count {
@@ -129,7 +129,7 @@ fn worker(args: &[String]) -> Result<(), BoxError> {
             session.close()?;
         }
         "component-fresh" => {
-            let mailer = worker_mailer()?;
+            let mailer = Mailer::new()?;
             let message = workload::host_message();
             let server = loopback(needs_address()?);
             for _ in 0..count {
@@ -159,7 +159,7 @@ fn worker(args: &[String]) -> Result<(), BoxError> {
             session.quit()?;
         }
         "build-wasm" => {
-            let mailer = worker_mailer()?;
+            let mailer = Mailer::new()?;
             let mut builder = component::Builder::from_mailer(&mailer)?;
             let message = workload::RichParts::new().host_message();
             for _ in 0..count {
@@ -182,27 +182,7 @@ fn worker(args: &[String]) -> Result<(), BoxError> {
         other => return Err(format!("unknown worker {other:?}; {WORKER_USAGE}").into()),
     }
     println!("vmhwm_kb={}", vmhwm_kb().unwrap_or(0));
-    if std::env::var_os(COMPONENT_VAR).is_some() {
-        // Where the compiled code is mapped, to name the guest's functions
-        // in a callgrind profile (see BENCHMARKS.md).
-        for line in std::fs::read_to_string("/proc/self/maps")?.lines() {
-            if line.ends_with(".cwasm") {
-                println!("map {line}");
-            }
-        }
-    }
     Ok(())
-}
-
-/// Names a component file for the component workers instead of the
-/// built-in one: a build that keeps its function names, for profiling.
-const COMPONENT_VAR: &str = "SMTP_MAILER_BENCH_COMPONENT";
-
-fn worker_mailer() -> Result<Mailer, BoxError> {
-    Ok(match std::env::var_os(COMPONENT_VAR) {
-        Some(path) => Mailer::builder().component_file(path)?.build()?,
-        None => Mailer::new()?,
-    })
 }
 
 const WORKER_USAGE: &str = "usage: smtp-mailer-bench worker \
