@@ -16,6 +16,10 @@
 //!   intermediate reply to DATA as its 354), the encoded content
 //!   or the `.` that aborts it; a line that is a lone `.` appears exactly
 //!   once per content written, as its terminator;
+//! - with CHUNKING, `BDAT n [LAST]` is followed by exactly n bytes, and the
+//!   chunks up to LAST are the content with CRLF line endings, unstuffed;
+//! - a streamed send (`send_streamed`, content written in two pieces after
+//!   `ContentWanted`) puts the same bytes on the wire as `send`;
 //! - the password and the token never appear in the output nor in any
 //!   error or event (unless the server itself sent them);
 //! - after a fatal error (`handle_reply` returns `Err`), the client is
@@ -27,9 +31,11 @@
 
 use libfuzzer_sys::fuzz_target;
 use smtp_mailer_core::smtp::auth::{Credentials, Secret};
-use smtp_mailer_core::smtp::data::encode_data;
+use smtp_mailer_core::smtp::data::{encode_data, DataEncoder};
 use smtp_mailer_core::smtp::reply::ReplyParser;
-use smtp_mailer_core::smtp::{AuthSettings, Client, ClientConfig, Envelope, Event, TlsPolicy};
+use smtp_mailer_core::smtp::{
+    AuthSettings, Client, ClientConfig, ContentInfo, Envelope, Event, TlsPolicy,
+};
 use smtp_mailer_core::Error;
 
 const PASSWORD: &str = "pw-Sup3rS3cret-9f2c";
@@ -86,6 +92,10 @@ fn envelope(choice: u8) -> Envelope {
 /// The checks of every flight of output, and what they count.
 struct Wire {
     encoded: Vec<u8>,
+    /// The content as BDAT chunks carry it.
+    chunked: Vec<u8>,
+    /// The BDAT chunks of the content under way.
+    chunks: Vec<u8>,
     /// How many times content (or an aborting `.`) was written.
     contents: usize,
     /// How many lone `.` lines were written.
@@ -124,18 +134,42 @@ impl Wire {
                 );
             }
         }
-        assert!(
-            out.ends_with(b"\r\n"),
-            "a flight not ending with CRLF: {:?}",
-            show(out)
-        );
-        self.dot_lines += out.split(|&b| b == b'\n').filter(|l| *l == b".\r").count();
         if after_3xx && (out == self.encoded.as_slice() || out == b".\r\n") {
+            self.dot_lines += out.split(|&b| b == b'\n').filter(|l| *l == b".\r").count();
             self.contents += 1;
             return;
         }
-        for line in out.split_inclusive(|&b| b == b'\n') {
-            let line = &line[..line.len() - 2];
+        let mut rest = out;
+        while !rest.is_empty() {
+            let Some(end) = rest.iter().position(|&b| b == b'\n').filter(|&e| e > 0) else {
+                panic!("a command without CRLF: {:?}", show(out));
+            };
+            let line = &rest[..end - 1];
+            rest = &rest[end + 1..];
+            if let Some(chunk) = line.strip_prefix(b"BDAT ") {
+                let chunk = String::from_utf8_lossy(chunk).into_owned();
+                let mut words = chunk.split(' ');
+                let size: usize = words.next().and_then(|n| n.parse().ok()).expect("a BDAT size");
+                let last = match words.next() {
+                    None => false,
+                    Some("LAST") => true,
+                    Some(other) => panic!("BDAT {size} {other}"),
+                };
+                assert!(rest.len() >= size, "BDAT {size} with {} bytes", rest.len());
+                self.chunks.extend_from_slice(&rest[..size]);
+                rest = &rest[size..];
+                if last {
+                    assert_eq!(
+                        show(&std::mem::take(&mut self.chunks)),
+                        show(&self.chunked),
+                        "the chunks are the content"
+                    );
+                }
+                continue;
+            }
+            if line == b"." {
+                self.dot_lines += 1;
+            }
             let text = std::str::from_utf8(line)
                 .unwrap_or_else(|_| panic!("a command line is not UTF-8: {:?}", show(out)));
             assert!(
@@ -201,8 +235,14 @@ fuzz_target!(|data: &[u8]| {
 
     let message = MESSAGES[usize::from((choice >> 4) & 3)];
     let env = envelope(choice);
+    let mut chunked = Vec::new();
+    let mut encoder = DataEncoder::for_bdat();
+    encoder.encode(message, &mut chunked);
+    encoder.finish_line(&mut chunked);
     let mut wire = Wire {
         encoded: encode_data(message),
+        chunked,
+        chunks: Vec::new(),
         contents: 0,
         dot_lines: 0,
         server_has_secret: server
@@ -261,6 +301,25 @@ fuzz_target!(|data: &[u8]| {
                 wire.check_no_secret(&e.to_string());
             }
             match event {
+                Event::ContentWanted => {
+                    // The driver streams the content in two pieces.
+                    let cut = usize::from(choice) % (message.len() + 1);
+                    let written = client
+                        .write_content(&message[..cut])
+                        .and_then(|()| client.write_content(&message[cut..]));
+                    if let Err(e) = written {
+                        assert!(matches!(e, Error::Unsupported { .. }), "{e:?}");
+                        assert!(!message.is_ascii());
+                        check_closed(&mut client, &env, message);
+                        break 'session;
+                    }
+                    client.end_content().expect("the end of a wanted content");
+                    let out = client.take_output();
+                    if trace() {
+                        eprintln!("content: C: {:?}", show(&out));
+                    }
+                    wire.check(&out, true);
+                }
                 Event::StartTls => {
                     // The driver ran the handshake.
                     client.tls_established();
@@ -291,8 +350,17 @@ fuzz_target!(|data: &[u8]| {
                     assert!(!client.is_closed());
                     // The client is idle: the driver starts the next operation.
                     let op = decisions.next().unwrap_or(0);
+                    let streamed = ContentInfo {
+                        eight_bit: (op & 4 == 0).then(|| !message.is_ascii()),
+                        ..ContentInfo::of(message)
+                    };
                     let started = match op % 4 {
-                        0 | 1 => match client.send(env.clone(), message) {
+                        0 => match client.send(env.clone(), message) {
+                            Ok(()) => true,
+                            Err(Error::Unsupported { .. }) => false,
+                            Err(e) => panic!("send refused on an idle client: {e:?}"),
+                        },
+                        1 => match client.send_streamed(env.clone(), streamed) {
                             Ok(()) => true,
                             Err(Error::Unsupported { .. }) => false,
                             Err(e) => panic!("send refused on an idle client: {e:?}"),

@@ -530,8 +530,9 @@ impl Client {
     }
 
     /// Called by the driver when the connection ended: any pending
-    /// operation fails.
+    /// operation fails, and nothing more is written.
     pub fn connection_lost(&mut self) {
+        self.output.clear();
         self.expect.clear();
         self.transaction = None;
         self.state = State::Closed;
