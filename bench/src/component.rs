@@ -103,9 +103,10 @@ impl Watched {
         take_peak();
         let (mut store, instance) = self.instantiate(&sandbox(address))?;
         let settings = bindings::server(server, Some(address.ip().to_string()));
+        let message = bindings::message(message, store.data_mut().table())?;
         let call = instance
             .smtp_mailer_mailer_sender()
-            .call_send(&mut store, &settings, &message.into());
+            .call_send(&mut store, &settings, &message);
         finish(call)?;
         Ok(take_peak())
     }
@@ -123,7 +124,7 @@ impl Watched {
         let settings = bindings::server(server, Some(address.ip().to_string()));
         let sessions = instance.smtp_mailer_mailer_sessions();
         let handle = finish(sessions.session().call_open(&mut store, &settings))?;
-        let message: wit::Message = message.into();
+        let message: wit::Message = bindings::message(message, store.data_mut().table())?;
         for _ in 0..count {
             finish(sessions.session().call_send(&mut store, handle, &message))?;
         }
@@ -164,7 +165,7 @@ impl Builder {
     }
 
     pub fn build(&mut self, message: &Message) -> Result<Vec<u8>, BoxError> {
-        let message: wit::Message = message.into();
+        let message: wit::Message = bindings::message(message, self.store.data_mut().table())?;
         let call = self
             .instance
             .smtp_mailer_mailer_message()

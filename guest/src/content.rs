@@ -100,7 +100,7 @@ pub struct StreamedMessage {
 impl StreamedMessage {
     /// The message `built`, with `inputs` holding the stream of each slot's
     /// attachment (by attachment index).
-    pub fn new(built: Built, inputs: &mut Vec<Option<Input>>) -> Result<Self, wit::Error> {
+    pub fn new(built: Built, inputs: &mut [Option<Input>]) -> Result<Self, wit::Error> {
         let mut slots = Vec::with_capacity(built.streams.len());
         for slot in &built.streams {
             let input = inputs

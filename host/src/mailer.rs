@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use wasmtime::component::Linker;
+use wasmtime::component::{Instance, Linker};
 use wasmtime::{Config, Engine, Store};
 
+use crate::bindings::exports::smtp_mailer::mailer::{message, sender, sessions};
 use crate::bindings::{self, MailerPre};
 use crate::ctx::{MailerCtx, MailerCtxBuilder, DEFAULT_MEMORY_LIMIT};
 use crate::error::{Error, ErrorKind, Failure, Stage};
@@ -93,15 +94,28 @@ impl MailerBuilder {
             .instantiate_pre(&component)
             .map_err(|e| Error::runtime(format!("the component does not fit this host: {e:#}")))?;
         let pre = MailerPre::new(pre).map_err(Error::runtime)?;
+        let exports = Exports {
+            message: message::GuestIndices::new(pre.instance_pre()).map_err(Error::runtime)?,
+            sender: sender::GuestIndices::new(pre.instance_pre()).map_err(Error::runtime)?,
+            sessions: sessions::GuestIndices::new(pre.instance_pre()).map_err(Error::runtime)?,
+        };
         let ticks = (self.call_deadline.as_millis() / TICK.as_millis()).max(1) as u64;
         Ok(Mailer {
             _ticker: Ticker::start(engine.clone()),
             engine,
             pre,
+            exports,
             memory_limit: self.memory_limit,
             deadline_ticks: ticks,
         })
     }
+}
+
+/// The positions of the exported interfaces' functions.
+struct Exports {
+    message: message::GuestIndices,
+    sender: sender::GuestIndices,
+    sessions: sessions::GuestIndices,
 }
 
 /// The mailer component, ready to run. Cheap to share across threads:
@@ -112,6 +126,9 @@ impl MailerBuilder {
 pub struct Mailer {
     engine: Engine,
     pre: MailerPre<MailerCtx>,
+    /// Where each exported interface is, found once: a call loads (and
+    /// type-checks) only the functions of the interface it uses.
+    exports: Exports,
     memory_limit: usize,
     deadline_ticks: u64,
     /// Advances the epoch while the mailer lives; stopped on drop.
@@ -133,24 +150,22 @@ impl Mailer {
     /// Builds the message's bytes without sending them (attachment files
     /// are read whole).
     pub fn build_message(&self, message: &Message) -> Result<Vec<u8>, Error> {
-        let (mut store, instance) = self.instantiate(MailerCtxBuilder::new())?;
+        let (mut store, instance) = self.instance(MailerCtxBuilder::new())?;
+        let exports = self.exports.message.load(&mut store, &instance);
+        let exports = exports.map_err(load_error)?;
         let message = bindings::message(message, &mut store.data_mut().table)?;
-        let call = instance
-            .smtp_mailer_mailer_message()
-            .call_build(&mut store, &message);
-        finish(call)
+        finish(exports.call_build(&mut store, &message))
     }
 
     /// Sends `message` to `server` over a new connection. Attachments given
     /// as [`Content::File`](crate::Content::File) are streamed.
     pub fn send(&self, server: &Server, message: &Message) -> Result<SendReport, Error> {
         let (address, settings) = sandboxed_server(server)?;
-        let (mut store, instance) = self.instantiate(allow(address, server))?;
+        let (mut store, instance) = self.instance(allow(address, server))?;
+        let exports = self.exports.sender.load(&mut store, &instance);
+        let exports = exports.map_err(load_error)?;
         let message = bindings::message(message, &mut store.data_mut().table)?;
-        let call = instance
-            .smtp_mailer_mailer_sender()
-            .call_send(&mut store, &settings, &message);
-        finish(call).map(Into::into)
+        finish(exports.call_send(&mut store, &settings, &message)).map(Into::into)
     }
 
     /// Sends `data` as is (CRLF-normalised and dot-stuffed on the wire) to
@@ -163,22 +178,21 @@ impl Mailer {
         data: &Content,
     ) -> Result<SendReport, Error> {
         let (address, settings) = sandboxed_server(server)?;
-        let (mut store, instance) = self.instantiate(allow(address, server))?;
+        let (mut store, instance) = self.instance(allow(address, server))?;
+        let exports = self.exports.sender.load(&mut store, &instance);
+        let exports = exports.map_err(load_error)?;
         let data = bindings::content(data, &mut store.data_mut().table, "data")?;
-        let call = instance.smtp_mailer_mailer_sender().call_send_raw(
-            &mut store,
-            &settings,
-            &envelope.into(),
-            &data,
-        );
+        let call = exports.call_send_raw(&mut store, &settings, &envelope.into(), &data);
         finish(call).map(Into::into)
     }
 
     /// Opens a session: one connection for many messages.
     pub fn open_session(&self, server: &Server) -> Result<Session, Error> {
         let (address, settings) = sandboxed_server(server)?;
-        let (store, instance) = self.instantiate(allow(address, server))?;
-        Session::open(store, instance, &settings, self.deadline_ticks)
+        let (mut store, instance) = self.instance(allow(address, server))?;
+        let exports = self.exports.sessions.load(&mut store, &instance);
+        let exports = exports.map_err(load_error)?;
+        Session::open(store, exports, &settings, self.deadline_ticks)
     }
 
     /// A store sandboxed by `ctx` and an instance of the component in it:
@@ -187,6 +201,13 @@ impl Mailer {
         &self,
         ctx: MailerCtxBuilder,
     ) -> Result<(Store<MailerCtx>, bindings::Mailer), Error> {
+        let (mut store, instance) = self.instance(ctx)?;
+        let exports = bindings::Mailer::new(&mut store, &instance);
+        Ok((store, exports.map_err(load_error)?))
+    }
+
+    /// A sandboxed store and an instance in it, with no export loaded yet.
+    fn instance(&self, ctx: MailerCtxBuilder) -> Result<(Store<MailerCtx>, Instance), Error> {
         let mut ctx = ctx;
         ctx.memory_limit(self.memory_limit);
         let mut store = Store::new(&self.engine, ctx.build());
@@ -194,6 +215,7 @@ impl Mailer {
         store.set_epoch_deadline(self.deadline_ticks);
         let instance = self
             .pre
+            .instance_pre()
             .instantiate(&mut store)
             .map_err(|e| Error::runtime(format!("cannot instantiate the component: {e:#}")))?;
         Ok((store, instance))
@@ -203,6 +225,10 @@ impl Mailer {
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
+}
+
+fn load_error(e: wasmtime::Error) -> Error {
+    Error::runtime(format!("the component lacks an export this host uses: {e:#}"))
 }
 
 fn allow(address: SocketAddr, server: &Server) -> MailerCtxBuilder {

@@ -3,8 +3,8 @@
 use wasmtime::component::ResourceAny;
 use wasmtime::Store;
 
+use crate::bindings::exports::smtp_mailer::mailer::sessions::Guest as Sessions;
 use crate::bindings::exports::smtp_mailer::mailer::types as wit;
-use crate::bindings::Mailer as Instance;
 use crate::ctx::MailerCtx;
 use crate::error::Error;
 use crate::mailer::finish;
@@ -18,7 +18,7 @@ use crate::types::{Content, Envelope, Message, SendReport};
 /// needed. Dropping the session closes the connection without QUIT.
 pub struct Session {
     store: Store<MailerCtx>,
-    instance: Instance,
+    exports: Sessions,
     handle: Option<ResourceAny>,
     deadline_ticks: u64,
 }
@@ -26,18 +26,15 @@ pub struct Session {
 impl Session {
     pub(crate) fn open(
         mut store: Store<MailerCtx>,
-        instance: Instance,
+        exports: Sessions,
         server: &wit::Server,
         deadline_ticks: u64,
     ) -> Result<Session, Error> {
-        let call = instance
-            .smtp_mailer_mailer_sessions()
-            .session()
-            .call_open(&mut store, server);
+        let call = exports.session().call_open(&mut store, server);
         let handle = finish(call)?;
         Ok(Session {
             store,
-            instance,
+            exports,
             handle: Some(handle),
             deadline_ticks,
         })
@@ -67,8 +64,7 @@ impl Session {
         let handle = self.handle()?;
         let message = bindings::message(message, &mut self.store.data_mut().table)?;
         let call = self
-            .instance
-            .smtp_mailer_mailer_sessions()
+            .exports
             .session()
             .call_send(&mut self.store, handle, &message);
         let result = finish(call).map(Into::into);
@@ -81,8 +77,7 @@ impl Session {
         let handle = self.handle()?;
         let data = bindings::content(data, &mut self.store.data_mut().table, "data")?;
         let call = self
-            .instance
-            .smtp_mailer_mailer_sessions()
+            .exports
             .session()
             .call_send_raw(&mut self.store, handle, &envelope.into(), &data);
         let result = finish(call).map(Into::into);
@@ -99,8 +94,7 @@ impl Session {
     pub fn reset(&mut self) -> Result<(), Error> {
         let handle = self.handle()?;
         let call = self
-            .instance
-            .smtp_mailer_mailer_sessions()
+            .exports
             .session()
             .call_reset(&mut self.store, handle);
         let result = finish(call);
@@ -111,8 +105,7 @@ impl Session {
     pub fn close(mut self) -> Result<(), Error> {
         let handle = self.handle()?;
         let call = self
-            .instance
-            .smtp_mailer_mailer_sessions()
+            .exports
             .session()
             .call_close(&mut self.store, handle);
         finish(call)

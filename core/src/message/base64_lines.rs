@@ -7,6 +7,9 @@ use base64::Engine as _;
 /// The input bytes of one full line: 57 bytes make 76 characters.
 const LINE_INPUT: usize = 57;
 
+/// The lines encoded in one call.
+const BLOCK_LINES: usize = 64;
+
 /// A streaming base64 encoder. Feed it with [`push`](Base64Lines::push) in
 /// pieces of any size, then [`finish`](Base64Lines::finish); the output is
 /// the same as encoding the whole input at once.
@@ -44,8 +47,18 @@ impl Base64Lines {
         }
         let whole = input.len() - input.len() % LINE_INPUT;
         out.reserve(whole / LINE_INPUT * 78);
-        for line in input[..whole].chunks(LINE_INPUT) {
-            write_line(line, out);
+        // Blocks of many lines are encoded in one call, then cut into
+        // lines: one call per line costs more than the encoding itself.
+        let mut encoded = [0u8; BLOCK_LINES * 76];
+        for block in input[..whole].chunks(BLOCK_LINES * LINE_INPUT) {
+            let len = block.len() / LINE_INPUT * 76;
+            // `encoded` holds a whole block's encoding, so this cannot fail.
+            let _ = base64::engine::general_purpose::STANDARD
+                .encode_slice(block, &mut encoded[..len]);
+            for line in encoded[..len].chunks(76) {
+                out.extend_from_slice(line);
+                out.extend_from_slice(b"\r\n");
+            }
         }
         self.pending.extend_from_slice(&input[whole..]);
     }
@@ -93,6 +106,20 @@ mod tests {
             out.extend_from_slice(b"\r\n");
         }
         out
+    }
+
+    #[test]
+    fn inputs_of_several_blocks() {
+        let input: Vec<u8> = (0..57 * 64 * 3 + 11).map(|i: u32| (i * 13) as u8).collect();
+        for piece in [1, 56, 57, 1000, 57 * 64, 57 * 64 + 1, input.len()] {
+            let mut encoder = Base64Lines::new();
+            let mut out = Vec::new();
+            for chunk in input.chunks(piece) {
+                encoder.push(chunk, &mut out);
+            }
+            encoder.finish(&mut out);
+            assert_eq!(out, reference(&input), "pieces of {piece}");
+        }
     }
 
     #[test]

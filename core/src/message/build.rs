@@ -131,11 +131,14 @@ impl Message {
             })
             .collect();
         let attachments = self.attachments.into_iter().enumerate();
-        builder = builder.body(body(self.text, self.html, attachments, &marker));
+        let text = self.text.map(crlf);
+        let html = self.html.map(crlf);
+        builder = builder.body(body(text, html, attachments, &marker));
 
         let mut bytes = Vec::new();
         builder.serialize(&mut bytes);
-        let mut bytes = normalize_line_endings(&bytes);
+        // mail-builder writes CRLF; the bodies were normalised before, and
+        // every header field holds no CR or LF (checked).
         let streams = cut_markers(&mut bytes, &streamed, &marker)?;
         Ok(Built {
             bytes,
@@ -196,6 +199,21 @@ fn internal(detail: &str) -> Error {
         stage: crate::error::Stage::DataEnd,
         detail: format!("building the message failed: {detail}"),
     }
+}
+
+/// A body with CRLF line endings, every bare CR and LF converted.
+fn crlf(text: String) -> String {
+    let bytes = text.as_bytes();
+    let bare = bytes.iter().enumerate().any(|(i, &b)| match b {
+        b'\r' => bytes.get(i + 1) != Some(&b'\n'),
+        b'\n' => i == 0 || bytes[i - 1] != b'\r',
+        _ => false,
+    });
+    if !bare {
+        return text;
+    }
+    // Only ASCII CR and LF change, so the text stays UTF-8.
+    String::from_utf8(normalize_line_endings(text.as_bytes())).unwrap_or(text)
 }
 
 fn mailbox(m: &Mailbox) -> MbAddress<'static> {

@@ -55,8 +55,10 @@ impl Limits {
     };
 }
 
-/// The size of one read from the stream.
-const READ_CHUNK: usize = 8 * 1024;
+/// The size of one read from the stream. Replies are a few dozen bytes;
+/// the host zero-fills a buffer of the size asked for at every read, so a
+/// small one is cheaper, and a long reply just takes another read.
+const READ_CHUNK: usize = 1024;
 
 /// How much streamed content after DATA is gathered before a write.
 const FLUSH_AT: usize = 256 * 1024;
@@ -78,6 +80,8 @@ pub struct Driver {
     parser: ReplyParser,
     /// Bytes read but not parsed yet (pipelined replies arrive together).
     input: Vec<u8>,
+    /// Where each read lands: zeroed once, not at every read.
+    read_buffer: Box<[u8; READ_CHUNK]>,
     limits: Limits,
     /// Write the conversation to standard error, secrets redacted.
     trace: bool,
@@ -104,6 +108,7 @@ impl Driver {
             client,
             parser: ReplyParser::new(),
             input: Vec::with_capacity(READ_CHUNK),
+            read_buffer: Box::new([0; READ_CHUNK]),
             limits,
             trace,
         }
@@ -263,20 +268,15 @@ impl Driver {
             if left.is_zero() {
                 return Err(timeout(stage, limit));
             }
-            let start = self.input.len();
-            self.input.resize(start + READ_CHUNK, 0);
             let read = self
                 .stream
                 .set_read_limit(Some(left))
-                .and_then(|()| self.stream.read(&mut self.input[start..]));
+                .and_then(|()| self.stream.read(&mut self.read_buffer[..]));
             let read = match read {
                 Ok(n) => n,
-                Err(e) => {
-                    self.input.truncate(start);
-                    return Err(io_error(e, stage, limit, "waiting for the reply"));
-                }
+                Err(e) => return Err(io_error(e, stage, limit, "waiting for the reply")),
             };
-            self.input.truncate(start + read);
+            self.input.extend_from_slice(&self.read_buffer[..read]);
             if read == 0 {
                 return Err(convert::network(
                     NetworkFailure::Connection,
