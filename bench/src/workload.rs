@@ -102,7 +102,7 @@ impl RichParts {
             attachments: vec![host::Attachment {
                 filename: ATTACHMENT_NAME.into(),
                 content_type: ATTACHMENT_TYPE.into(),
-                content: self.attachment.clone(),
+                content: self.attachment.clone().into(),
                 content_id: None,
             }],
             ..host_message()
@@ -116,7 +116,7 @@ impl RichParts {
             attachments: vec![core::Attachment {
                 filename: ATTACHMENT_NAME.into(),
                 content_type: ATTACHMENT_TYPE.into(),
-                content: self.attachment.clone(),
+                content: self.attachment.clone().into(),
                 content_id: None,
             }],
             ..core_message()
