@@ -6,8 +6,9 @@ use std::path::Path;
 use smtp_mailer_host::{Attachment, Content, Header, Message};
 
 use super::args::MessageArgs;
-use super::json::{guess_content_type, parse_message};
-use super::mailbox::{parse_list, parse_mailbox};
+use smtp_mailer_json::{guess_content_type, parse_list, parse_mailbox};
+
+use super::json::{mailbox, parse_message};
 
 /// The message the options describe. Flags add to (or, for single
 /// fields, replace) what the JSON gives.
@@ -20,7 +21,7 @@ pub fn message_from_args(args: &MessageArgs) -> Result<Message, String> {
         None => Message::default(),
     };
     if let Some(from) = &args.from {
-        message.from = parse_mailbox(from).map_err(|e| format!("--from: {e}"))?;
+        message.from = mailbox(parse_mailbox(from).map_err(|e| format!("--from: {e}"))?);
     }
     for (flag, values, list) in [
         ("--to", &args.to, &mut message.to),
@@ -29,7 +30,8 @@ pub fn message_from_args(args: &MessageArgs) -> Result<Message, String> {
         ("--reply-to", &args.reply_to, &mut message.reply_to),
     ] {
         for value in values {
-            list.extend(parse_list(value).map_err(|e| format!("{flag}: {e}"))?);
+            let parsed = parse_list(value).map_err(|e| format!("{flag}: {e}"))?;
+            list.extend(parsed.into_iter().map(mailbox));
         }
     }
     if let Some(subject) = &args.subject {

@@ -2,7 +2,6 @@
 
 pub mod args;
 pub mod json;
-pub mod mailbox;
 pub mod message;
 pub mod output;
 pub mod url;

@@ -1,12 +1,40 @@
 //! Address lists as people type them: `Ada <ada@example.org>, bob@example.org`.
 
-use smtp_mailer_host::Mailbox;
+use crate::JsonError;
+
+/// An email address with an optional display name, as written: nothing
+/// checks the address here (the mailer does, before anything is sent).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Mailbox {
+    /// The display name, or none.
+    pub name: Option<String>,
+    /// The address, `local-part@domain`, without angle brackets.
+    pub address: String,
+}
+
+impl Mailbox {
+    /// A mailbox without a display name.
+    pub fn new(address: impl Into<String>) -> Self {
+        Mailbox {
+            name: None,
+            address: address.into(),
+        }
+    }
+
+    /// A mailbox with a display name.
+    pub fn named(name: impl Into<String>, address: impl Into<String>) -> Self {
+        Mailbox {
+            name: Some(name.into()),
+            address: address.into(),
+        }
+    }
+}
 
 /// Parses one mailbox: `addr`, `<addr>`, `Name <addr>` or `"Name" <addr>`.
-pub fn parse_mailbox(input: &str) -> Result<Mailbox, String> {
+pub fn parse_mailbox(input: &str) -> Result<Mailbox, JsonError> {
     let input = input.trim();
     if input.is_empty() {
-        return Err("an address is empty".into());
+        return Err(JsonError::whole("an address is empty"));
     }
     let Some(open) = find_unquoted(input, '<') else {
         return Ok(Mailbox::new(input));
@@ -14,9 +42,9 @@ pub fn parse_mailbox(input: &str) -> Result<Mailbox, String> {
     let rest = &input[open + 1..];
     let close = rest
         .rfind('>')
-        .ok_or_else(|| format!("{input:?} has '<' without '>'"))?;
+        .ok_or_else(|| JsonError::whole(format!("{input:?} has '<' without '>'")))?;
     if !rest[close + 1..].trim().is_empty() {
-        return Err(format!("{input:?} has text after '>'"));
+        return Err(JsonError::whole(format!("{input:?} has text after '>'")));
     }
     let address = rest[..close].trim().to_string();
     let name = input[..open].trim();
@@ -33,7 +61,7 @@ pub fn parse_mailbox(input: &str) -> Result<Mailbox, String> {
 
 /// Parses a comma-separated list; commas inside quotes or angle brackets
 /// do not separate.
-pub fn parse_list(input: &str) -> Result<Vec<Mailbox>, String> {
+pub fn parse_list(input: &str) -> Result<Vec<Mailbox>, JsonError> {
     let mut items = Vec::new();
     let mut start = 0;
     let mut quoted = false;
