@@ -87,7 +87,14 @@ const FIELDS: &[&str] = &[
     "attachments",
     "messageId",
 ];
-const ATTACHMENT_FIELDS: &[&str] = &["filename", "content", "encoding", "path", "contentType", "cid"];
+const ATTACHMENT_FIELDS: &[&str] = &[
+    "filename",
+    "content",
+    "encoding",
+    "path",
+    "contentType",
+    "cid",
+];
 
 /// Parses a JSON message. Unknown fields are refused, so a typo never
 /// silently drops part of a message.
@@ -131,7 +138,11 @@ pub fn parse_message(json: &str) -> Result<JsonMessage, JsonError> {
     })
 }
 
-fn refuse_unknown(object: &Map<String, Value>, known: &[&str], prefix: &str) -> Result<(), JsonError> {
+fn refuse_unknown(
+    object: &Map<String, Value>,
+    known: &[&str],
+    prefix: &str,
+) -> Result<(), JsonError> {
     match object.keys().find(|k| !known.contains(&k.as_str())) {
         Some(unknown) => Err(JsonError::field(
             format!("{prefix}{unknown}"),
@@ -227,7 +238,10 @@ fn headers(v: Option<&Value>) -> Result<Vec<Header>, JsonError> {
                         name: k.to_string(),
                         value: text(v, &format!("headers[{i}].value"))?,
                     }),
-                    _ => Err(JsonError::field(format!("headers[{i}]"), "expected {key, value}")),
+                    _ => Err(JsonError::field(
+                        format!("headers[{i}]"),
+                        "expected {key, value}",
+                    )),
                 }
             })
             .collect(),
@@ -243,7 +257,10 @@ fn attachment(v: &Value) -> Result<Attachment, JsonError> {
         return Err(JsonError::whole("expected an object"));
     };
     refuse_unknown(a, ATTACHMENT_FIELDS, ".")?;
-    let (content, path) = (string(a, "content").map_err(|e| e.within("."))?, string(a, "path").map_err(|e| e.within("."))?);
+    let (content, path) = (
+        string(a, "content").map_err(|e| e.within("."))?,
+        string(a, "path").map_err(|e| e.within("."))?,
+    );
     let (source, default_name) = match (content, path) {
         (Some(_), Some(_)) => return Err(JsonError::whole("give content or path, not both")),
         (None, None) => return Err(JsonError::whole("needs content (base64) or path")),
@@ -316,12 +333,18 @@ mod tests {
         assert_eq!(m.cc[1], Mailbox::named("D", "d@x.org"));
         assert_eq!(m.bcc[0].address, "e@x.org");
         assert_eq!(m.headers.len(), 3);
-        assert_eq!(m.attachments[0].source, AttachmentSource::Bytes(b"hello".to_vec()));
+        assert_eq!(
+            m.attachments[0].source,
+            AttachmentSource::Bytes(b"hello".to_vec())
+        );
         assert_eq!(m.attachments[0].content_type, "text/plain");
         assert_eq!(m.attachments[1].content_id.as_deref(), Some("b@x"));
         assert_eq!(m.attachments[2].filename, "c.pdf");
         assert_eq!(m.attachments[2].content_type, "application/pdf");
-        assert_eq!(m.attachments[2].source, AttachmentSource::Path("dir/c.pdf".into()));
+        assert_eq!(
+            m.attachments[2].source,
+            AttachmentSource::Path("dir/c.pdf".into())
+        );
         assert_eq!(m.message_id.as_deref(), Some("id@x.org"));
     }
 
@@ -332,7 +355,10 @@ mod tests {
     #[test]
     fn every_error_names_its_field() {
         assert_eq!(field_of("{"), None);
-        assert!(parse_message("{").unwrap_err().to_string().contains("invalid JSON"));
+        assert!(parse_message("{")
+            .unwrap_err()
+            .to_string()
+            .contains("invalid JSON"));
         assert_eq!(field_of("[]"), None);
         assert_eq!(field_of(r#"{"to":"a@x.org"}"#).as_deref(), Some("from"));
         assert_eq!(
@@ -340,8 +366,14 @@ mod tests {
                 .as_deref(),
             Some("attachments[0].content")
         );
-        assert_eq!(field_of(r#"{"from":"a@x.org","bogus":1}"#).as_deref(), Some("bogus"));
-        assert_eq!(field_of(r#"{"from":"a@x.org","subject":5}"#).as_deref(), Some("subject"));
+        assert_eq!(
+            field_of(r#"{"from":"a@x.org","bogus":1}"#).as_deref(),
+            Some("bogus")
+        );
+        assert_eq!(
+            field_of(r#"{"from":"a@x.org","subject":5}"#).as_deref(),
+            Some("subject")
+        );
         assert_eq!(
             field_of(r#"{"from":"a@x.org","to":["b@x.org","C <c@x.org"]}"#).as_deref(),
             Some("to[1]")
@@ -351,8 +383,10 @@ mod tests {
             Some("attachments[0]")
         );
         assert_eq!(
-            field_of(r#"{"from":"a@x.org","attachments":[{"filename":"a","content":"aGk=","x":1}]}"#)
-                .as_deref(),
+            field_of(
+                r#"{"from":"a@x.org","attachments":[{"filename":"a","content":"aGk=","x":1}]}"#
+            )
+            .as_deref(),
             Some("attachments[0].x")
         );
         assert_eq!(

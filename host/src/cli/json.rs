@@ -82,8 +82,11 @@ mod tests {
         assert_eq!(m.attachments[0].content, Content::File(dir.join("a.txt")));
         assert_eq!(m.attachments[0].filename, "a.txt");
         assert_eq!(m.attachments[1].content, Content::Bytes(b"hi".to_vec()));
-        let e = parse_message(r#"{"from":"a@x.org","attachments":[{"path":"nope.txt"}]}"#, &dir)
-            .unwrap_err();
+        let e = parse_message(
+            r#"{"from":"a@x.org","attachments":[{"path":"nope.txt"}]}"#,
+            &dir,
+        )
+        .unwrap_err();
         assert!(e.contains("attachments[0].path"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
