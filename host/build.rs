@@ -12,7 +12,7 @@ fn main() {
         .parent()
         .expect("host/ sits in the workspace")
         .to_path_buf();
-    for watched in ["guest", "core", "wit", "Cargo.lock"] {
+    for watched in ["guest", "core", "json", "spin", "wit", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=SMTP_MAILER_GUEST_PROFILE");
@@ -59,10 +59,64 @@ fn main() {
              missing, install it with: rustup target add wasm32-wasip2"
         );
     }
+    build_spin_app(&root);
     let wasm = target_dir.join("wasm32-wasip2/component/smtp_mailer_guest.wasm");
     assert!(wasm.exists(), "the guest build left no {}", wasm.display());
     println!(
         "cargo:rustc-env=SMTP_MAILER_COMPONENT_PATH={}",
         wasm.display()
     );
+}
+
+/// Builds the Spin app's components (`spin/`, a workspace of its own) as
+/// `spin build` does, into `target/spin`, and hands the HTTP component's
+/// path to the crate (`smtp-mailer serve` embeds it).
+fn build_spin_app(root: &std::path::Path) {
+    let target_dir = root.join("target").join("spin");
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(root.join("spin"))
+        .args(["build", "--target", "wasm32-wasip2", "--release"])
+        .arg("--manifest-path")
+        .arg(root.join("spin").join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir);
+    if env::var_os("CARGO_NET_OFFLINE").is_some() {
+        command.arg("--offline");
+    }
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_MAKEFLAGS",
+        "MAKEFLAGS",
+        "MFLAGS",
+    ] {
+        command.env_remove(var);
+    }
+    let status = command
+        .status()
+        .expect("cannot run cargo to build the Spin app's components");
+    assert!(
+        status.success(),
+        "building the Spin app's components (spin/) failed (see above)"
+    );
+    for (name, file) in [
+        ("HTTP", "smtp_mailer_spin_http.wasm"),
+        ("REDIS", "smtp_mailer_spin_redis.wasm"),
+    ] {
+        let wasm = target_dir.join("wasm32-wasip2/release").join(file);
+        assert!(
+            wasm.exists(),
+            "the Spin app's build left no {}",
+            wasm.display()
+        );
+        println!(
+            "cargo:rustc-env=SMTP_MAILER_SPIN_{name}_PATH={}",
+            wasm.display()
+        );
+    }
 }

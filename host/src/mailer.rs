@@ -20,7 +20,7 @@ use crate::types::{Content, Envelope, Message, SendReport, Server};
 use crate::{cache, COMPONENT};
 
 /// How often the epoch advances: the granularity of call deadlines.
-const TICK: Duration = Duration::from_millis(50);
+pub(crate) const TICK: Duration = Duration::from_millis(50);
 
 /// The default deadline of one call into the component: 10 minutes, more
 /// than the longest send the default time limits allow.
@@ -318,13 +318,13 @@ fn resolve(server: &Server) -> Result<SocketAddr, Error> {
 }
 
 /// A thread that advances the engine's epoch, so that call deadlines fire.
-struct Ticker {
+pub(crate) struct Ticker {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Ticker {
-    fn start(engine: Engine) -> Ticker {
+    pub(crate) fn start(engine: Engine) -> Ticker {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()

@@ -11,7 +11,7 @@ use clap::Parser;
 use smtp_mailer_capture::{CaptureOptions, CaptureServer};
 use smtp_mailer_host::{Credentials, Mailer, Secret, Server};
 
-use cli::args::{BuildArgs, CaptureArgs, Cli, Command, Output, SendArgs};
+use cli::args::{BuildArgs, CaptureArgs, Cli, Command, Output, SendArgs, ServeArgs};
 use cli::message::message_from_args;
 use cli::output::{error_code, exit_code, print_receipt, EXIT_INVALID, EXIT_OK, EXIT_PERMANENT};
 use cli::url::{parse_security, parse_server_url};
@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Command::Send(args) => send(args),
         Command::Build(args) => build(args),
         Command::Capture(args) => capture(args),
+        Command::Serve(args) => serve(args),
     };
     ExitCode::from(code)
 }
@@ -221,6 +222,84 @@ fn capture(args: CaptureArgs) -> u8 {
                 Some(cause) => eprintln!("error: {e}: {cause}"),
                 None => eprintln!("error: {e}"),
             }
+            EXIT_PERMANENT
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> u8 {
+    use smtp_mailer_host::spin::{AllowList, SpinHttpApp, Variables};
+
+    let allow = match AllowList::parse(&args.allow_outbound) {
+        Ok(allow) => allow,
+        Err(e) => return invalid(format!("--allow-outbound: {e}")),
+    };
+    let mut variables = Variables::new();
+    variables.add_environment();
+    if let Some(path) = &args.variables_file {
+        if let Err(e) = variables.add_file(path) {
+            return invalid(e);
+        }
+    }
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| invalid(format!("{}: {e}", path.display())))
+    };
+    let mut builder = SpinHttpApp::builder().allow(allow).variables(variables);
+    if let Some(path) = &args.component {
+        match read(path) {
+            Ok(wasm) => builder = builder.mailer_component(wasm),
+            Err(code) => return code,
+        }
+    }
+    if let Some(mib) = args.memory_limit {
+        builder = builder.memory_limit((mib as usize) << 20);
+    }
+    let redis = match &args.redis_address {
+        Some(address) => match builder.clone().build_redis() {
+            Ok(app) => Some(smtp_mailer_host::spin::RedisTrigger {
+                app,
+                address: address.clone(),
+                channel: args.redis_channel.clone(),
+            }),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_PERMANENT;
+            }
+        },
+        None => None,
+    };
+    if let Some(path) = &args.http_component {
+        match read(path) {
+            Ok(wasm) => builder = builder.app_component(wasm),
+            Err(code) => return code,
+        }
+    }
+    let app = match builder.build_http() {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_PERMANENT;
+        }
+    };
+    let listener = match std::net::TcpListener::bind(args.listen) {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", args.listen);
+            return EXIT_PERMANENT;
+        }
+    };
+    match listener.local_addr() {
+        Ok(address) => println!("listening on http://{address}"),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_PERMANENT;
+        }
+    }
+    let _ = std::io::stdout().flush();
+    match smtp_mailer_host::spin::serve(app, listener, redis) {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            eprintln!("error: {e}");
             EXIT_PERMANENT
         }
     }

@@ -26,6 +26,9 @@ pub enum Command {
     Build(BuildArgs),
     /// Run the capture server alone, storing each message it receives.
     Capture(CaptureArgs),
+    /// Serve the Spin app's HTTP component (POST /send, GET /health)
+    /// composed with the mailer, as `spin up` would, without Spin.
+    Serve(ServeArgs),
 }
 
 /// Options of `send`.
@@ -154,6 +157,41 @@ pub struct CaptureArgs {
     /// The address to listen on.
     #[arg(long, default_value = "127.0.0.1:2525")]
     pub listen: SocketAddr,
+}
+
+/// Options of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on; port 0 picks a free port. The first line
+    /// printed says where it listens.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+    /// Where the app may connect, as in spin.toml's allowed_outbound_hosts:
+    /// tcp://IP:port or tcp://CIDR:port (repeatable; a host name never
+    /// matches). Without any, the app may connect nowhere.
+    #[arg(long = "allow-outbound", value_name = "tcp://IP:PORT")]
+    pub allow_outbound: Vec<String>,
+    /// A file of name=value lines answering the app's variables, besides
+    /// the environment's SPIN_VARIABLE_<NAME> (the file wins).
+    #[arg(long, value_name = "FILE")]
+    pub variables_file: Option<PathBuf>,
+    /// Another HTTP component, such as spin build's
+    /// target/spin/wasm32-wasip2/release/smtp_mailer_spin_http.wasm.
+    #[arg(long, value_name = "WASM")]
+    pub http_component: Option<PathBuf>,
+    /// Another mailer component.
+    #[arg(long, value_name = "WASM")]
+    pub component: Option<PathBuf>,
+    /// The memory limit of each request, in MiB (64 by default).
+    #[arg(long, value_name = "MIB")]
+    pub memory_limit: Option<u32>,
+    /// Also run the Redis-triggered component on every message of
+    /// --redis-channel at this Redis server (redis://host[:port]).
+    #[arg(long, value_name = "redis://HOST:PORT")]
+    pub redis_address: Option<String>,
+    /// The channel to subscribe to, as in spin.toml's [[trigger.redis]].
+    #[arg(long, default_value = "smtp-mailer.send")]
+    pub redis_channel: String,
 }
 
 /// Receipt formats.
