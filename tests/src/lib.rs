@@ -2,6 +2,7 @@
 
 pub mod large;
 pub mod scripted;
+pub mod serve;
 pub mod servers;
 pub mod support;
 pub mod tls;

@@ -20,6 +20,9 @@
 //! `550 5.1.1 <addr>: mailbox unavailable`, `defer*` gets
 //! `450 4.2.0 <addr>: try later`, anything else is accepted.
 //!
+//! [`Redis`] is not an SMTP server: Debian's redis-server, for the Spin
+//! app's Redis trigger.
+//!
 //! A missing tool is a panic that says how to install it
 //! (`scripts/install-test-tools.sh`); tests are never skipped silently.
 //!
@@ -35,9 +38,11 @@
 
 mod aiosmtpd;
 mod exim;
+mod redis;
 
 pub use aiosmtpd::{Aiosmtpd, AiosmtpdOptions};
 pub use exim::{Exim, EximOptions};
+pub use redis::Redis;
 
 use std::fs;
 use std::net::{Ipv4Addr, TcpListener};
