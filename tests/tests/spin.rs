@@ -315,5 +315,14 @@ fn the_mailer_imports_nothing_spin_specific() {
         );
     }
     assert_eq!(exports, app_exports);
-    println!("composition imports: {imports:?}");
+    // For the record (`--nocapture`): what each piece imports and exports.
+    let (mailer_imports, mailer_exports) = imports_and_exports(smtp_mailer_host::COMPONENT).unwrap();
+    for (name, imports, exports) in [
+        ("mailer", &mailer_imports, &mailer_exports),
+        ("send-http", &app_imports, &app_exports),
+        ("send-redis", &redis_imports, &redis_exports),
+        ("send-http composed with the mailer", &imports, &exports),
+    ] {
+        println!("{name}:\n  imports: {}\n  exports: {}", imports.join(", "), exports.join(", "));
+    }
 }

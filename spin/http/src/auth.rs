@@ -20,7 +20,7 @@ pub fn check(request: &IncomingRequest) -> Result<(), Response> {
             return Err(answer::error_answer(&e));
         }
     };
-    let given = request.headers().get(&"authorization".to_string());
+    let given = request.headers().get("authorization");
     let token = given
         .first()
         .and_then(|v| std::str::from_utf8(v).ok())

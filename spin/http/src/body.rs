@@ -26,7 +26,7 @@ fn cap() -> Result<usize, Response> {
 pub async fn read_capped(request: IncomingRequest) -> Result<Vec<u8>, Response> {
     let cap = cap()?;
     let too_large = || answer::plain(413, &format!("the body is larger than {cap} bytes"));
-    let declared = request.headers().get(&"content-length".to_string());
+    let declared = request.headers().get("content-length");
     if let Some(length) = declared
         .first()
         .and_then(|v| std::str::from_utf8(v).ok())
