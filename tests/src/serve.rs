@@ -138,6 +138,17 @@ pub fn request(
     parse_answer(&raw)
 }
 
+/// Sends `bytes` as they are (a whole request, head and body) and reads the
+/// whole answer.
+pub fn raw_request(address: SocketAddr, bytes: &[u8]) -> Answer {
+    let mut stream = TcpStream::connect(address).expect("connect to serve");
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let _ = stream.write_all(bytes);
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    parse_answer(&raw)
+}
+
 fn parse_answer(raw: &[u8]) -> Answer {
     let split = raw
         .windows(4)

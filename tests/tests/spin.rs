@@ -6,7 +6,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use mail_parser::MimeHeaders;
 use smtp_mailer_host::spin::{compose, imports_and_exports, HTTP_COMPONENT, REDIS_COMPONENT};
-use smtp_mailer_tests::serve::{post_send, request, ServeProcess, API_KEY};
+use smtp_mailer_tests::serve::{post_send, raw_request, request, ServeProcess, API_KEY};
 use smtp_mailer_tests::servers::Aiosmtpd;
 use smtp_mailer_tests::support::{assert_no_bcc, parse};
 
@@ -166,6 +166,20 @@ fn an_oversized_body_is_refused_with_413() {
     let body = format!(r#"{{"from": "a@example.test", "to": "b@example.test", "text": "{text}"}}"#);
     let answer = post_send(serve.address(), Some(API_KEY), body.as_bytes());
     assert_eq!(answer.status, 413);
+    // Without a Content-Length, the cap is found while reading.
+    let mut chunked = format!(
+        "POST /send HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {API_KEY}\r\n\
+         Transfer-Encoding: chunked\r\n\r\n"
+    )
+    .into_bytes();
+    for piece in body.as_bytes().chunks(1000) {
+        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        chunked.extend_from_slice(piece);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let answer = raw_request(serve.address(), &chunked);
+    assert_eq!(answer.status, 413, "{}", String::from_utf8_lossy(&answer.body));
     // Under the cap, the same service sends.
     let answer = post_send(
         serve.address(),

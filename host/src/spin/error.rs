@@ -13,8 +13,11 @@ pub enum ServeError {
     Variables(String),
     /// The app and the mailer could not be composed.
     Compose(String),
-    /// The composition does not run in this host (compilation, linking).
+    /// The composition does not run in this host (compilation, linking), or
+    /// trapped.
     Runtime(String),
+    /// A component's handler answered an error.
+    Handler(String),
     /// The listening socket failed.
     Io(String),
 }
@@ -26,6 +29,7 @@ impl fmt::Display for ServeError {
             ServeError::Variables(m) => write!(f, "variables: {m}"),
             ServeError::Compose(m) => write!(f, "composing the app with the mailer: {m}"),
             ServeError::Runtime(m) => write!(f, "running the app: {m}"),
+            ServeError::Handler(m) => f.write_str(m),
             ServeError::Io(m) => write!(f, "serving: {m}"),
         }
     }

@@ -41,18 +41,21 @@ impl SpinAppBuilder {
 impl SpinRedisApp {
     /// Runs the component's `handle-message` on `payload`.
     ///
-    /// Errors: a trap or the deadline, or the component's own error (its
-    /// log on standard error says why).
-    pub async fn handle_message(&self, payload: Vec<u8>) -> wasmtime::Result<()> {
+    /// Errors: [`ServeError::Runtime`] for a trap or the deadline;
+    /// [`ServeError::Handler`] when the component answers an error (its log
+    /// on standard error says why).
+    pub async fn handle_message(&self, payload: Vec<u8>) -> Result<(), ServeError> {
+        let trap = |e: wasmtime::Error| ServeError::Runtime(format!("{e:#}"));
         let mut store = self.sandbox.store(self.pre.engine());
-        let app = self.pre.instantiate_async(&mut store).await?;
+        let app = self.pre.instantiate_async(&mut store).await.map_err(trap)?;
         match app
             .fermyon_spin_inbound_redis()
             .call_handle_message(&mut store, &payload)
-            .await?
+            .await
+            .map_err(trap)?
         {
             Ok(()) => Ok(()),
-            Err(_) => Err(wasmtime::Error::msg("the component answered an error")),
+            Err(_) => Err(ServeError::Handler("the Redis component answered an error".into())),
         }
     }
 }
@@ -160,7 +163,7 @@ pub async fn subscribe(
                 let app = Arc::clone(&app);
                 tokio::task::spawn(async move {
                     if let Err(e) = app.handle_message(payload).await {
-                        eprintln!("redis: a message failed: {e:#}");
+                        eprintln!("redis: a message failed: {e}");
                     }
                 });
             }
