@@ -340,3 +340,37 @@ fn the_mailer_imports_nothing_spin_specific() {
         println!("{name}:\n  imports: {}\n  exports: {}", imports.join(", "), exports.join(", "));
     }
 }
+
+#[test]
+fn partial_delivery_is_reported_per_recipient() {
+    let smtp = Aiosmtpd::start();
+    let serve = serve_for(smtp.port(), smtp.port(), &[]);
+    let answer = post_send(
+        serve.address(),
+        Some(API_KEY),
+        br#"{"from": "a@example.test", "to": ["ada@example.test", "refuse-me@example.test"], "text": "hi"}"#,
+    );
+    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+    let receipt = answer.json();
+    assert_eq!(receipt["status"], "partial");
+    let recipients = receipt["recipients"].as_array().unwrap();
+    assert_eq!(recipients[0]["address"], "ada@example.test");
+    assert_eq!(recipients[0]["accepted"], true);
+    assert_eq!(recipients[1]["address"], "refuse-me@example.test");
+    assert_eq!(recipients[1]["accepted"], false);
+    assert_eq!(recipients[1]["reply"]["code"], 550);
+    assert_eq!(smtp.wait_for(1, Duration::from_secs(10))[0].rcpt_to, ["ada@example.test"]);
+
+    // Every recipient refused: nothing was sent, and the answer says why
+    // for each one; a permanent refusal is 502.
+    let answer = post_send(
+        serve.address(),
+        Some(API_KEY),
+        br#"{"from": "a@example.test", "to": ["refuse-1@example.test", "refuse-2@example.test"], "text": "hi"}"#,
+    );
+    assert_eq!(answer.status, 502, "{}", String::from_utf8_lossy(&answer.body));
+    let error = &answer.json()["error"];
+    assert_eq!(error["kind"], "rejected");
+    assert_eq!(error["retry"], "permanent");
+    assert_eq!(error["recipients"].as_array().map(Vec::len), Some(2));
+}
