@@ -218,6 +218,22 @@ fn a_relay_that_is_down_answers_503_with_retry_after() {
 }
 
 #[test]
+fn a_relay_that_defers_every_recipient_answers_503() {
+    let smtp = Aiosmtpd::start();
+    let serve = serve_for(smtp.port(), smtp.port(), &[]);
+    let answer = post_send(
+        serve.address(),
+        Some(API_KEY),
+        br#"{"from": "a@example.test", "to": "defer-me@example.test", "text": "hi"}"#,
+    );
+    assert_eq!(answer.status, 503, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(answer.header("retry-after"), Some("60"));
+    let error = &answer.json()["error"];
+    assert_eq!(error["retry"], "transient");
+    assert_eq!(error["recipients"][0]["reply"]["code"], 450);
+}
+
+#[test]
 fn a_relay_not_on_the_allow_list_is_refused() {
     let smtp = Aiosmtpd::start();
     // The allow-list names another port of the same address.
