@@ -97,7 +97,21 @@ pub fn message(m: &Message, table: &mut ResourceTable) -> Result<wit::Message, E
             headers: m.headers.iter().map(Into::into).collect(),
             message_id: m.message_id.clone(),
             date: m.date,
-            dkim: None,
+            dkim: m.dkim.as_ref().map(|d| {
+                let canonicalization = Some(if d.simple_canonicalization {
+                    wit::Canonicalization::Simple
+                } else {
+                    wit::Canonicalization::Relaxed
+                });
+                wit::Dkim {
+                    domain: d.domain.clone(),
+                    selector: d.selector.clone(),
+                    private_key_pem: d.private_key_pem.clone(),
+                    identity: d.identity.clone(),
+                    header_canonicalization: canonicalization,
+                    body_canonicalization: canonicalization,
+                }
+            }),
     })
 }
 

@@ -22,6 +22,13 @@ fn main() -> ExitCode {
         Command::Send(args) => send(args),
         Command::Build(args) => build(args),
         Command::Capture(args) => capture(args),
+        Command::DkimKeygen(args) => match cli::keygen::keygen(&args) {
+            Ok(record) => {
+                println!("{record}");
+                0
+            }
+            Err(e) => invalid(e),
+        },
     };
     ExitCode::from(code)
 }

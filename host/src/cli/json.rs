@@ -7,7 +7,7 @@ use std::path::Path;
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::Value;
-use smtp_mailer_host::{Attachment, Content, Header, Mailbox, Message};
+use smtp_mailer_host::{Attachment, Content, Dkim, Header, Mailbox, Message};
 
 use super::mailbox::{parse_list, parse_mailbox};
 
@@ -27,6 +27,26 @@ struct JsonMessage {
     #[serde(default)]
     attachments: Vec<JsonAttachment>,
     message_id: Option<String>,
+    dkim: Option<JsonDkim>,
+}
+
+/// nodemailer's `dkim` option. `Debug` shows no key.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct JsonDkim {
+    domain_name: String,
+    key_selector: String,
+    private_key: String,
+}
+
+impl std::fmt::Debug for JsonDkim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonDkim")
+            .field("domain_name", &self.domain_name)
+            .field("key_selector", &self.key_selector)
+            .field("private_key", &"<redacted>")
+            .finish()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,6 +87,13 @@ pub fn parse_message(json: &str, base_dir: &Path) -> Result<Message, String> {
             .message_id
             .map(|id| id.trim_start_matches('<').trim_end_matches('>').to_string()),
         date: None,
+        dkim: m.dkim.map(|d| Dkim {
+            domain: d.domain_name,
+            selector: d.key_selector,
+            private_key_pem: d.private_key,
+            identity: None,
+            simple_canonicalization: false,
+        }),
     })
 }
 
