@@ -15,11 +15,11 @@ use crate::smtp_mailer_mailer_types as wit;
 /// A message with DKIM settings comes out signed.
 pub fn build(mut message: wit::Message) -> Result<(Built, Vec<Option<Input>>), wit::Error> {
     let dkim = message.dkim.take();
-    let (message, inputs) = message_to_core(message)?;
+    let (message, mut inputs) = message_to_core(message)?;
     let context = build_context();
     let mut built = message.build(&context).map_err(core_error)?;
     if let Some(dkim) = dkim {
-        crate::dkim::sign(&mut built, dkim, context.now)?;
+        crate::dkim::sign(&mut built, &mut inputs, dkim, context.now)?;
     }
     Ok((built, inputs))
 }
@@ -103,6 +103,7 @@ pub fn content(content: wit::Content, field: String) -> (core::Content, Option<I
                 body: stream.body,
                 size: stream.size,
                 field,
+                first_pass: stream.first_pass,
             }),
         ),
     }
