@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests need, and nothing that is already there:
 #   - the wasm32-wasip2 Rust target (rustup);
-#   - Python 3's aiosmtpd, pinned (pip), and a check that Python has its ssl
-#     module (the TLS fixtures and the reference client need it);
+#   - Python 3's aiosmtpd, dkimpy and PyNaCl, pinned (pip), and a check
+#     that Python has its ssl module (the TLS fixtures and the reference
+#     client need it; dkimpy verifies the DKIM signatures);
 #   - Debian's exim4-daemon-light, unpacked (not installed) under
 #     ${CARGO_TARGET_DIR:-target}/test-tools/exim, the shared libraries it
 #     links to, and the user Debian-exim that it runs as;
@@ -21,6 +22,9 @@
 set -euo pipefail
 
 AIOSMTPD_VERSION=1.4.6
+# dkimpy verifies the DKIM tests' signatures; PyNaCl is its Ed25519.
+DKIMPY_VERSION=1.1.8
+PYNACL_VERSION=1.6.2
 EXIM_PACKAGE=exim4-daemon-light
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -73,27 +77,36 @@ install_wasm_target() {
     fi
 }
 
-install_aiosmtpd() {
-    command -v "$python" >/dev/null || fail "$python is not installed; install Python 3 (Debian: apt-get install python3 python3-pip)"
-    "$python" -c 'import ssl' 2>/dev/null || fail "$python lacks its ssl module (a Python built without OpenSSL's headers); install Debian's python3 or rebuild with libssl-dev"
-    if "$python" - "$AIOSMTPD_VERSION" 2>/dev/null <<'PY'
-import sys, aiosmtpd
-sys.exit(aiosmtpd.__version__ != sys.argv[1])
+# pip_install PACKAGE VERSION MODULE: PACKAGE==VERSION unless MODULE
+# already imports at that version.
+pip_install() {
+    local package=$1 version=$2 module=$3
+    if "$python" - "$module" "$version" 2>/dev/null <<'PY'
+import importlib.metadata, sys
+sys.exit(importlib.metadata.version(sys.argv[1]) != sys.argv[2])
 PY
     then
         return
     fi
     "$python" -m pip --version >/dev/null 2>&1 || fail "pip is missing for $python (Debian: apt-get install python3-pip)"
-    local pip=("$python" -m pip install --quiet --disable-pip-version-check "aiosmtpd==$AIOSMTPD_VERSION")
+    local pip=("$python" -m pip install --quiet --disable-pip-version-check "$package==$version")
     if ! quiet "${pip[@]}"; then
         # Debian's own python3 refuses pip installs outside a venv (PEP 668).
         if grep -q externally-managed-environment "$log"; then
-            quiet "${pip[@]}" --break-system-packages || fail "pip install aiosmtpd==$AIOSMTPD_VERSION failed"
+            quiet "${pip[@]}" --break-system-packages || fail "pip install $package==$version failed"
         else
-            fail "pip install aiosmtpd==$AIOSMTPD_VERSION failed"
+            fail "pip install $package==$version failed"
         fi
     fi
-    "$python" -c 'import aiosmtpd' 2>/dev/null || fail "aiosmtpd was installed but $python cannot import it"
+}
+
+install_python_tools() {
+    command -v "$python" >/dev/null || fail "$python is not installed; install Python 3 (Debian: apt-get install python3 python3-pip)"
+    "$python" -c 'import ssl' 2>/dev/null || fail "$python lacks its ssl module (a Python built without OpenSSL's headers); install Debian's python3 or rebuild with libssl-dev"
+    pip_install aiosmtpd "$AIOSMTPD_VERSION" aiosmtpd
+    pip_install dkimpy "$DKIMPY_VERSION" dkimpy
+    pip_install pynacl "$PYNACL_VERSION" pynacl
+    "$python" -c 'import aiosmtpd, dkim, nacl' 2>/dev/null || fail "aiosmtpd, dkimpy and PyNaCl were installed but $python cannot import them"
 }
 
 install_exim() {
@@ -183,6 +196,6 @@ install_redis() {
 }
 
 install_wasm_target
-install_aiosmtpd
+install_python_tools
 install_exim
 install_redis

@@ -23,6 +23,7 @@
 //! ```
 
 pub mod address;
+pub mod dkim;
 pub mod error;
 pub mod message;
 pub mod smtp;

@@ -37,6 +37,8 @@ pub struct Input {
     pub size: Option<u64>,
     /// The field to name in errors, such as `attachments[2].content`.
     pub field: String,
+    /// The same bytes once more, for the DKIM body hash.
+    pub first_pass: Option<InputStream>,
 }
 
 impl Input {

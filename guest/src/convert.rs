@@ -12,9 +12,15 @@ use crate::smtp_mailer_mailer_types as wit;
 
 /// Checks and builds a WIT message. Streamed attachments are left as gaps
 /// in the bytes; their streams come back by attachment index.
-pub fn build(message: wit::Message) -> Result<(Built, Vec<Option<Input>>), wit::Error> {
-    let (message, inputs) = message_to_core(message)?;
-    let built = message.build(&build_context()).map_err(core_error)?;
+/// A message with DKIM settings comes out signed.
+pub fn build(mut message: wit::Message) -> Result<(Built, Vec<Option<Input>>), wit::Error> {
+    let dkim = message.dkim.take();
+    let (message, mut inputs) = message_to_core(message)?;
+    let context = build_context();
+    let mut built = message.build(&context).map_err(core_error)?;
+    if let Some(dkim) = dkim {
+        crate::dkim::sign(&mut built, &mut inputs, dkim, context.now)?;
+    }
     Ok((built, inputs))
 }
 
@@ -50,12 +56,6 @@ fn mailboxes(list: Vec<wit::Mailbox>) -> Vec<core::Mailbox> {
 }
 
 fn message_to_core(m: wit::Message) -> Result<(core::Message, Vec<Option<Input>>), wit::Error> {
-    if m.dkim.is_some() {
-        return Err(unsupported(
-            wit::Stage::DataEnd,
-            "DKIM signing is not available in this version of the component",
-        ));
-    }
     let mut attachments = Vec::with_capacity(m.attachments.len());
     let mut inputs = Vec::with_capacity(m.attachments.len());
     for (i, a) in m.attachments.into_iter().enumerate() {
@@ -103,6 +103,7 @@ pub fn content(content: wit::Content, field: String) -> (core::Content, Option<I
                 body: stream.body,
                 size: stream.size,
                 field,
+                first_pass: stream.first_pass,
             }),
         ),
     }

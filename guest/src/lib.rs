@@ -10,6 +10,7 @@
 
 mod content;
 mod convert;
+mod dkim;
 mod driver;
 mod outgoing;
 mod session;

@@ -38,11 +38,13 @@ fn mailboxes(list: &[Mailbox]) -> Vec<wit::Mailbox> {
 }
 
 /// The WIT content of `content`; a file is opened and lent to the store's
-/// `table` as a stream. `field` names it in errors.
+/// `table` as a stream, twice when `first_pass` (a DKIM-signed message
+/// reads it once for the body hash). `field` names it in errors.
 pub fn content(
     content: &Content,
     table: &mut ResourceTable,
     field: &str,
+    first_pass: bool,
 ) -> Result<wit::Content, Error> {
     match content {
         Content::Bytes(bytes) => Ok(wit::Content::Bytes(bytes.clone())),
@@ -50,15 +52,24 @@ pub fn content(
             let cannot = |e: std::io::Error| {
                 Error::invalid(field, format!("cannot read {}: {e}", path.display()))
             };
-            let file = std::fs::File::open(path).map_err(cannot)?;
-            let size = file.metadata().map_err(cannot)?.len();
-            let stream: DynInputStream = Box::new(FileStream::new(file));
-            let body = table
-                .push(stream)
-                .map_err(|e| Error::runtime(format!("cannot lend {}: {e}", path.display())))?;
+            let mut lend = || -> Result<_, Error> {
+                let file = std::fs::File::open(path).map_err(cannot)?;
+                let size = file.metadata().map_err(cannot)?.len();
+                let stream: DynInputStream = Box::new(FileStream::new(file));
+                let stream = table
+                    .push(stream)
+                    .map_err(|e| Error::runtime(format!("cannot lend {}: {e}", path.display())))?;
+                Ok((stream, size))
+            };
+            let (body, size) = lend()?;
+            let first_pass = match first_pass {
+                true => Some(lend()?.0),
+                false => None,
+            };
             Ok(wit::Content::Stream(wit::ContentStream {
                 body,
                 size: Some(size),
+                first_pass,
             }))
         }
     }
@@ -80,7 +91,12 @@ pub fn message(m: &Message, table: &mut ResourceTable) -> Result<wit::Message, E
         attachments.push(wit::Attachment {
             filename: a.filename.clone(),
             content_type: a.content_type.clone(),
-            content: content(&a.content, table, &format!("attachments[{i}].content"))?,
+            content: content(
+                &a.content,
+                table,
+                &format!("attachments[{i}].content"),
+                m.dkim.is_some(),
+            )?,
             content_id: a.content_id.clone(),
         });
     }
@@ -97,7 +113,21 @@ pub fn message(m: &Message, table: &mut ResourceTable) -> Result<wit::Message, E
             headers: m.headers.iter().map(Into::into).collect(),
             message_id: m.message_id.clone(),
             date: m.date,
-            dkim: None,
+            dkim: m.dkim.as_ref().map(|d| {
+                let canonicalization = Some(if d.simple_canonicalization {
+                    wit::Canonicalization::Simple
+                } else {
+                    wit::Canonicalization::Relaxed
+                });
+                wit::Dkim {
+                    domain: d.domain.clone(),
+                    selector: d.selector.clone(),
+                    private_key_pem: d.private_key_pem.clone(),
+                    identity: d.identity.clone(),
+                    header_canonicalization: canonicalization,
+                    body_canonicalization: canonicalization,
+                }
+            }),
     })
 }
 

@@ -47,8 +47,8 @@ pub use error::{Error, ErrorKind, Failure, Rejection, Stage};
 pub use mailer::{Mailer, MailerBuilder, DEFAULT_CALL_DEADLINE};
 pub use session::Session;
 pub use types::{
-    Attachment, Content, Credentials, Envelope, Header, Mailbox, Message, RecipientOutcome, Reply,
-    Secret, Security, SendReport, Server, Timeouts,
+    Attachment, Content, Credentials, Dkim, Envelope, Header, Mailbox, Message, RecipientOutcome,
+    Reply, Secret, Security, SendReport, Server, Timeouts,
 };
 
 /// The mailer component built from `guest/` with this crate, as WebAssembly.

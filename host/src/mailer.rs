@@ -181,7 +181,7 @@ impl Mailer {
         let (mut store, instance) = self.instance(allow(address, server))?;
         let exports = self.exports.sender.load(&mut store, &instance);
         let exports = exports.map_err(load_error)?;
-        let data = bindings::content(data, &mut store.data_mut().table, "data")?;
+        let data = bindings::content(data, &mut store.data_mut().table, "data", false)?;
         let call = exports.call_send_raw(&mut store, &settings, &envelope.into(), &data);
         finish(call).map(Into::into)
     }

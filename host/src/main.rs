@@ -23,6 +23,13 @@ fn main() -> ExitCode {
         Command::Build(args) => build(args),
         Command::Capture(args) => capture(args),
         Command::Serve(args) => serve(args),
+        Command::DkimKeygen(args) => match cli::keygen::keygen(&args) {
+            Ok(record) => {
+                println!("{record}");
+                0
+            }
+            Err(e) => invalid(e),
+        },
     };
     ExitCode::from(code)
 }

@@ -75,7 +75,7 @@ impl Session {
     /// streamed.
     pub fn send_raw(&mut self, envelope: &Envelope, data: &Content) -> Result<SendReport, Error> {
         let handle = self.handle()?;
-        let data = bindings::content(data, &mut self.store.data_mut().table, "data")?;
+        let data = bindings::content(data, &mut self.store.data_mut().table, "data", false)?;
         let call = self
             .exports
             .session()

@@ -115,6 +115,35 @@ pub struct Message {
     pub message_id: Option<String>,
     /// The Date in seconds since the Unix epoch; the send time when none.
     pub date: Option<i64>,
+    /// Sign with DKIM.
+    pub dkim: Option<Dkim>,
+}
+
+/// DKIM signing settings. `Debug` shows no key.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Dkim {
+    /// The signing domain (`d=`).
+    pub domain: String,
+    /// The selector (`s=`).
+    pub selector: String,
+    /// The private key, PKCS#8 PEM (RSA 1024 to 4096 bits, or Ed25519).
+    pub private_key_pem: String,
+    /// The identity (`i=`), `[local]@domain`.
+    pub identity: Option<String>,
+    /// Simple header and body canonicalization instead of relaxed.
+    pub simple_canonicalization: bool,
+}
+
+impl fmt::Debug for Dkim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dkim")
+            .field("domain", &self.domain)
+            .field("selector", &self.selector)
+            .field("private_key_pem", &"<redacted>")
+            .field("identity", &self.identity)
+            .field("simple_canonicalization", &self.simple_canonicalization)
+            .finish()
+    }
 }
 
 /// The envelope of a raw send.

@@ -29,6 +29,31 @@ pub enum Command {
     /// Serve the Spin app's HTTP component (POST /send, GET /health)
     /// composed with the mailer, as `spin up` would, without Spin.
     Serve(ServeArgs),
+    /// Generate a DKIM key pair: the private key as PKCS#8 PEM, and the
+    /// DNS TXT record that publishes the public key.
+    DkimKeygen(DkimKeygenArgs),
+}
+
+/// Options of `dkim-keygen`.
+#[derive(Debug, Args)]
+pub struct DkimKeygenArgs {
+    /// `ed25519` (RFC 8463; short records, but not every receiver checks
+    /// it yet) or `rsa` (universal).
+    #[arg(long, value_parser = ["ed25519", "rsa"], default_value = "rsa")]
+    pub algorithm: String,
+    /// The RSA key size: 1024 to 4096 bits.
+    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u32).range(1024..=4096))]
+    pub bits: u32,
+    /// The selector the record is published under.
+    #[arg(long)]
+    pub selector: String,
+    /// The signing domain.
+    #[arg(long)]
+    pub domain: String,
+    /// Where to write the private key (created with mode 0600; never
+    /// overwritten).
+    #[arg(long, value_name = "PEM")]
+    pub out: PathBuf,
 }
 
 /// Options of `send`.
@@ -146,6 +171,22 @@ pub struct MessageArgs {
     /// The Message-ID, without angle brackets (generated when absent).
     #[arg(long)]
     pub message_id: Option<String>,
+    /// Sign with DKIM using this PKCS#8 PEM private key (RSA or Ed25519);
+    /// needs --dkim-selector and --dkim-domain.
+    #[arg(long, value_name = "PEM", requires_all = ["dkim_selector", "dkim_domain"])]
+    pub dkim_key: Option<PathBuf>,
+    /// The DKIM selector (`s=`).
+    #[arg(long, requires = "dkim_key")]
+    pub dkim_selector: Option<String>,
+    /// The DKIM signing domain (`d=`).
+    #[arg(long, requires = "dkim_key")]
+    pub dkim_domain: Option<String>,
+    /// The DKIM identity (`i=`), `[local]@domain`.
+    #[arg(long, requires = "dkim_key")]
+    pub dkim_identity: Option<String>,
+    /// Simple DKIM canonicalization instead of relaxed.
+    #[arg(long, requires = "dkim_key")]
+    pub dkim_simple: bool,
 }
 
 /// Options of `capture`.

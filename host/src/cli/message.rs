@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use smtp_mailer_host::{Attachment, Content, Header, Message};
+use smtp_mailer_host::{Attachment, Content, Dkim, Header, Message};
 
 use super::args::MessageArgs;
 use smtp_mailer_json::{guess_content_type, parse_list, parse_mailbox};
@@ -63,6 +63,17 @@ pub fn message_from_args(args: &MessageArgs) -> Result<Message, String> {
     }
     if let Some(id) = &args.message_id {
         message.message_id = Some(id.clone());
+    }
+    if let Some(path) = &args.dkim_key {
+        let pem = std::fs::read_to_string(path)
+            .map_err(|e| format!("--dkim-key {}: {e}", path.display()))?;
+        message.dkim = Some(Dkim {
+            domain: args.dkim_domain.clone().unwrap_or_default(),
+            selector: args.dkim_selector.clone().unwrap_or_default(),
+            private_key_pem: pem,
+            identity: args.dkim_identity.clone(),
+            simple_canonicalization: args.dkim_simple,
+        });
     }
     if message.from.address.is_empty() {
         return Err("no sender: give --from (or \"from\" in --json)".into());

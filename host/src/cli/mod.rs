@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod json;
+pub mod keygen;
 pub mod message;
 pub mod output;
 pub mod url;
