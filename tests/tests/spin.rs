@@ -390,3 +390,46 @@ fn partial_delivery_is_reported_per_recipient() {
     assert_eq!(error["retry"], "permanent");
     assert_eq!(error["recipients"].as_array().map(Vec::len), Some(2));
 }
+
+/// The DKIM key comes from a secret Spin variable; dkimpy verifies what
+/// arrives, with its DNS lookup answered from the key's record.
+#[test]
+fn the_spin_app_signs_with_the_dkim_key_from_a_secret_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("spin.pem");
+    let out = smtp_mailer_tests::support::run_cli(
+        &["dkim-keygen", "--algorithm", "ed25519", "--selector", "spin", "--domain", "example.test", "--out", key.to_str().unwrap()],
+        None,
+        &[],
+    );
+    assert!(out.status.success());
+    let line = String::from_utf8(out.stdout).unwrap();
+    let record: String = line.split('"').skip(1).step_by(2).collect();
+    let pem = std::fs::read_to_string(&key).unwrap();
+
+    let smtp = Aiosmtpd::start();
+    let serve = serve_for(
+        smtp.port(),
+        smtp.port(),
+        &[("dkim_private_key", &pem), ("dkim_selector", "spin"), ("dkim_domain", "example.test")],
+    );
+    let answer = post_send(serve.address(), Some(API_KEY), MESSAGE.as_bytes());
+    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+    let got = smtp.wait_for(1, Duration::from_secs(10));
+    assert!(got[0].data.starts_with(b"DKIM-Signature: v=1; a=ed25519-sha256;"));
+
+    let path = dir.path().join("m.eml");
+    std::fs::write(&path, &got[0].data).unwrap();
+    let verify = std::process::Command::new("python3")
+        .args(["-c", "import sys, dkim, nacl; r = sys.argv[2].encode(); m = open(sys.argv[1], 'rb').read(); print('pass' if dkim.verify(m, dnsfunc=lambda n, timeout=5: r) else 'fail')"])
+        .arg(&path)
+        .arg(&record)
+        .output()
+        .expect("python3 runs");
+    assert_eq!(
+        String::from_utf8_lossy(&verify.stdout).trim(),
+        "pass",
+        "dkimpy (install with scripts/install-test-tools.sh): {}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}

@@ -20,7 +20,7 @@ mod settings;
 
 pub use failure::{Retry, SendError};
 pub use receipt::Receipt;
-pub use settings::{optional, relay_settings, variable, RelaySettings};
+pub use settings::{dkim_settings, optional, relay_settings, variable, RelaySettings};
 
 /// Parses `body` as a JSON message, reads the relay settings, and sends the
 /// message through the mailer.
@@ -33,7 +33,8 @@ pub fn send_json(body: &[u8]) -> Result<Receipt, SendError> {
         .map_err(|_| SendError::input(None, "the body is not UTF-8 text"))?;
     let message =
         smtp_mailer_json::parse_message(text).map_err(|e| SendError::input(e.field, e.reason))?;
-    let message = convert::message(message)?;
+    let mut message = convert::message(message)?;
+    message.dkim = dkim_settings()?;
     let settings = relay_settings()?;
     let server = settings.server();
     match bindings::sender::send(&server, message) {

@@ -157,3 +157,30 @@ impl RelaySettings {
         }
     }
 }
+
+/// DKIM signing from the variables: `dkim_private_key` (a secret, PKCS#8
+/// PEM), `dkim_selector`, `dkim_domain` and optionally `dkim_identity`.
+/// `None` when no key is set; the mailer checks the key and names
+/// `dkim.private-key` when it is not one, never echoing it.
+///
+/// Errors: [`SendError::Settings`] when a key is set without its selector
+/// or domain.
+pub fn dkim_settings() -> Result<Option<types::Dkim>, SendError> {
+    let Some(private_key_pem) = optional("dkim_private_key")? else {
+        return Ok(None);
+    };
+    let needed = |name: &str| {
+        optional(name)?.ok_or_else(|| {
+            SendError::settings(name, "must be set when dkim_private_key is".to_string())
+        })
+    };
+    Ok(Some(types::Dkim {
+        domain: needed("dkim_domain")?,
+        selector: needed("dkim_selector")?,
+        // PEM keys in a variable often arrive with `\n` written out.
+        private_key_pem: private_key_pem.replace("\\n", "\n"),
+        identity: optional("dkim_identity")?,
+        header_canonicalization: None,
+        body_canonicalization: None,
+    }))
+}
