@@ -96,7 +96,10 @@ fn profile(
     let text = std::fs::read_to_string(&out)?;
     let total = text
         .lines()
-        .find_map(|l| l.strip_prefix("totals:").or_else(|| l.strip_prefix("summary:")))
+        .find_map(|l| {
+            l.strip_prefix("totals:")
+                .or_else(|| l.strip_prefix("summary:"))
+        })
         .and_then(|t| t.split_whitespace().next()?.parse().ok())
         .ok_or("no totals line in the callgrind output")?;
     Ok(Profile {

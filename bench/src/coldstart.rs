@@ -26,7 +26,9 @@ pub fn cli_once(cli: &Path) -> Result<ColdStart, BoxError> {
     let mut child = Command::new(cli)
         .arg("send")
         .arg("--server")
-        .arg(format!("smtp://127.0.0.1:{port}?security=plaintext-insecure"))
+        .arg(format!(
+            "smtp://127.0.0.1:{port}?security=plaintext-insecure"
+        ))
         .args(["--from", workload::FROM, "--to", workload::TO])
         .args(["--subject", workload::SUBJECT, "--text", workload::TEXT])
         .stdin(Stdio::null())

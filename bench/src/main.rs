@@ -277,7 +277,9 @@ fn run(options: Options) -> Result<(), BoxError> {
         for _ in 0..20 {
             session.send(&message)?;
         }
-        rounds[0].push(Timings::measure(reused, || session.send(&message).map(drop))?);
+        rounds[0].push(Timings::measure(reused, || {
+            session.send(&message).map(drop)
+        })?);
         session.close()?;
 
         let mut native_session = native::Session::open(address, None)?;
@@ -357,12 +359,16 @@ fn run(options: Options) -> Result<(), BoxError> {
         let lettre = callgrind::per_message("lettre", at, n1, n2, &work)?;
         let f1 = options.count(20);
         let f2 = f1 + options.count(100);
-        step(&format!("callgrind: new connection per message, {f1} and {f2} per sender"));
+        step(&format!(
+            "callgrind: new connection per message, {f1} and {f2} per sender"
+        ));
         let component_fresh = callgrind::per_message("component-fresh", at, f1, f2, &work)?;
         let native_fresh = callgrind::per_message("native-fresh", at, f1, f2, &work)?;
         let b1 = options.count(20);
         let b2 = b1 + options.count(50);
-        step(&format!("callgrind: MIME builds, {b1} and {b2} per builder"));
+        step(&format!(
+            "callgrind: MIME builds, {b1} and {b2} per builder"
+        ));
         let build_wasm = callgrind::per_message("build-wasm", None, b1, b2, &work)?;
         let build_core = callgrind::per_message("build-core", None, b1, b2, &work)?;
         let build_mb = callgrind::per_message("build-mail-builder", None, b1, b2, &work)?;
@@ -632,7 +638,10 @@ fn run(options: Options) -> Result<(), BoxError> {
             format!("peak RSS, host process, session of {session_count} sends"),
             bytes(host_rss),
         )
-        .against(format!("{} lettre process", bytes(lettre_rss)), host_rss as f64 / lettre_rss as f64),
+        .against(
+            format!("{} lettre process", bytes(lettre_rss)),
+            host_rss as f64 / lettre_rss as f64,
+        ),
         Row::new(
             "guest linear memory, one send (fresh store)",
             bytes(send_memory),
@@ -670,7 +679,10 @@ fn run(options: Options) -> Result<(), BoxError> {
                 thousands(p.build_wasm.instructions.round() as u64),
             )
             .against(
-                format!("{} native mail-builder", thousands(p.build_mb.instructions.round() as u64)),
+                format!(
+                    "{} native mail-builder",
+                    thousands(p.build_mb.instructions.round() as u64)
+                ),
                 p.build_wasm.instructions / p.build_mb.instructions,
             ),
             Row::new(
@@ -678,17 +690,40 @@ fn run(options: Options) -> Result<(), BoxError> {
                 thousands(p.build_wasm.instructions.round() as u64),
             )
             .against(
-                format!("{} native core", thousands(p.build_core.instructions.round() as u64)),
+                format!(
+                    "{} native core",
+                    thousands(p.build_core.instructions.round() as u64)
+                ),
                 p.build_wasm.instructions / p.build_core.instructions,
             ),
         ];
         stats::print_table("MIME building, instructions", &builds);
-        print_breakdown("one send over a reused session, component + host", &p.component, 20);
-        print_breakdown("one send over a reused session, same core native", &p.native, 12);
+        print_breakdown(
+            "one send over a reused session, component + host",
+            &p.component,
+            20,
+        );
+        print_breakdown(
+            "one send over a reused session, same core native",
+            &p.native,
+            12,
+        );
         print_breakdown("one send over a reused session, lettre", &p.lettre, 12);
-        print_breakdown("one send on a new connection, component + host", &p.component_fresh, 15);
-        print_breakdown("one send on a new connection, same core native", &p.native_fresh, 8);
-        print_breakdown("one MIME build in wasm, through the host", &p.build_wasm, 12);
+        print_breakdown(
+            "one send on a new connection, component + host",
+            &p.component_fresh,
+            15,
+        );
+        print_breakdown(
+            "one send on a new connection, same core native",
+            &p.native_fresh,
+            8,
+        );
+        print_breakdown(
+            "one MIME build in wasm, through the host",
+            &p.build_wasm,
+            12,
+        );
         print_breakdown("one MIME build, same core native", &p.build_core, 12);
         print_breakdown("one MIME build, mail-builder native", &p.build_mb, 8);
     }

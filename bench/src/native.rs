@@ -197,7 +197,8 @@ impl Session {
             return Err(io::Error::other("STARTTLS twice"));
         };
         let name = ServerName::try_from(tls.host.clone()).map_err(io::Error::other)?;
-        let connection = ClientConnection::new(tls.config.clone(), name).map_err(io::Error::other)?;
+        let connection =
+            ClientConnection::new(tls.config.clone(), name).map_err(io::Error::other)?;
         let mut stream = StreamOwned::new(connection, tcp);
         while stream.conn.is_handshaking() {
             stream.conn.complete_io(&mut stream.sock)?;

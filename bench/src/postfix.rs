@@ -56,7 +56,14 @@ impl Tools {
             command.arg("-d");
         }
         command
-            .args(["-s", "1", "-m", &messages.to_string(), "-l", &size.to_string()])
+            .args([
+                "-s",
+                "1",
+                "-m",
+                &messages.to_string(),
+                "-l",
+                &size.to_string(),
+            ])
             .args(["-f", crate::workload::FROM, "-t", crate::workload::TO])
             .arg(address.to_string())
             .stdout(Stdio::null())
@@ -85,7 +92,9 @@ impl Sink {
     /// Starts `smtp-sink` (PIPELINING and 8BITMIME on, as by default) and
     /// waits until it accepts connections.
     pub fn start(tools: &Tools) -> io::Result<Sink> {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port();
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+            .local_addr()?
+            .port();
         let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let mut command = tools.command("smtp-sink");
         // As root, smtp-sink drops privileges to `postfix` unless told

@@ -10,10 +10,7 @@ pub struct Timings {
 
 impl Timings {
     /// Runs `op` `count` times, timing each call and the whole.
-    pub fn measure<E>(
-        count: usize,
-        mut op: impl FnMut() -> Result<(), E>,
-    ) -> Result<Timings, E> {
+    pub fn measure<E>(count: usize, mut op: impl FnMut() -> Result<(), E>) -> Result<Timings, E> {
         let mut each = Vec::with_capacity(count);
         let started = Instant::now();
         for _ in 0..count {
@@ -29,10 +26,7 @@ impl Timings {
     /// Several rounds of the same loop: every iteration, and the rate of
     /// the best round (the one the machine's noise disturbed least).
     pub fn rounds(rounds: Vec<Timings>) -> Rounds {
-        let best = rounds
-            .iter()
-            .map(Timings::per_second)
-            .fold(0.0, f64::max);
+        let best = rounds.iter().map(Timings::per_second).fold(0.0, f64::max);
         let mut each: Vec<Duration> = rounds.into_iter().flat_map(|r| r.each).collect();
         each.sort();
         let total = each.iter().sum();

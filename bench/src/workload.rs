@@ -50,7 +50,11 @@ pub fn build_context(serial: u64) -> core::BuildContext {
 /// The same message for lettre, built anew as lettre users do per send.
 pub fn lettre_message() -> lettre::Message {
     lettre::Message::builder()
-        .from(format!("{FROM_NAME} <{FROM}>").parse().expect("a valid From"))
+        .from(
+            format!("{FROM_NAME} <{FROM}>")
+                .parse()
+                .expect("a valid From"),
+        )
         .to(TO.parse().expect("a valid To"))
         .subject(SUBJECT)
         .body(TEXT.to_string())

@@ -60,7 +60,9 @@ fn rsa_key(bits: usize) -> DkimKey {
 fn ed25519_key() -> DkimKey {
     use ed25519_dalek::pkcs8::EncodePrivateKey as _;
     let key = ed25519_dalek::SigningKey::generate(&mut OsRng);
-    let pem = key.to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF).unwrap();
+    let pem = key
+        .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+        .unwrap();
     DkimKey::from_pkcs8_pem(&pem).unwrap()
 }
 
@@ -98,7 +100,11 @@ fn signed(signer: &DkimSigner, message: &[u8]) -> Vec<u8> {
 #[test]
 fn rsa_and_ed25519_signatures_verify_with_dkimpy() {
     let message = message();
-    for (name, key) in [("rsa-1024", rsa_key(1024)), ("rsa-2048", rsa_key(2048)), ("ed25519", ed25519_key())] {
+    for (name, key) in [
+        ("rsa-1024", rsa_key(1024)),
+        ("rsa-2048", rsa_key(2048)),
+        ("ed25519", ed25519_key()),
+    ] {
         for canon in [Canonicalization::Relaxed, Canonicalization::Simple] {
             let record = key.dns_record();
             let mut settings = DkimSettings::new("example.org", "sel2026");
@@ -113,9 +119,15 @@ fn rsa_and_ed25519_signatures_verify_with_dkimpy() {
             // A changed body or a changed header fails.
             let text = String::from_utf8_lossy(&mail).into_owned();
             let body_changed = text.replacen("Bonjour,", "Bonjour!", 1);
-            assert!(!dkimpy(body_changed.as_bytes(), &record), "{name}: body change");
+            assert!(
+                !dkimpy(body_changed.as_bytes(), &record),
+                "{name}: body change"
+            );
             let header_changed = text.replacen("bob@example.net", "eve@example.net", 1);
-            assert!(!dkimpy(header_changed.as_bytes(), &record), "{name}: header change");
+            assert!(
+                !dkimpy(header_changed.as_bytes(), &record),
+                "{name}: header change"
+            );
             let mut second_from = b"From: mallory@evil.test\r\n".to_vec();
             second_from.extend_from_slice(&mail);
             assert!(!dkimpy(&second_from, &record), "{name}: an added From");
@@ -142,7 +154,10 @@ fn bad_keys_and_settings_are_clear_errors() {
     let short = rsa::RsaPrivateKey::new(&mut OsRng, 512).unwrap();
     let err = DkimKey::from_pkcs8_pem(&short.to_pkcs8_pem(LineEnding::LF).unwrap()).unwrap_err();
     assert!(err.to_string().contains("512-bit"), "{err}");
-    let err = DkimKey::from_pkcs8_pem("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n").unwrap_err();
+    let err = DkimKey::from_pkcs8_pem(
+        "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n",
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("PKCS#8"), "{err}");
     let err = DkimKey::from_pkcs8_pem("not a key").unwrap_err();
     assert!(err.to_string().contains("dkim.private-key"), "{err}");

@@ -170,7 +170,11 @@ fn a_streamed_content_after_data_is_stuffed_and_ended() {
     );
     feed(&mut client, "250 ok\r\n250 ok\r\n354 go\r\n");
     assert_eq!(client.poll_event(), Some(Event::ContentWanted));
-    assert_eq!(client.wait(), None, "no reply is due while the content goes");
+    assert_eq!(
+        client.wait(),
+        None,
+        "no reply is due while the content goes"
+    );
     client.write_content(b"line\n.").unwrap();
     client.write_content(b"dot\r").unwrap();
     client.write_content(b"\nend").unwrap();
@@ -234,7 +238,10 @@ fn a_refused_chunk_ends_the_send() {
     assert!(!err.is_transient());
     assert!(client.write_content(b"more").is_err());
     assert!(client.end_content().is_err());
-    assert!(!client.is_closed(), "the connection carries the next message");
+    assert!(
+        !client.is_closed(),
+        "the connection carries the next message"
+    );
 }
 
 #[test]
@@ -324,9 +331,15 @@ fn a_streamed_attachment_leaves_a_gap_filled_with_its_base64() {
     let parsed_in_memory = mail_parser::MessageParser::default()
         .parse(&in_memory.bytes)
         .unwrap();
-    assert_eq!(parsed_in_memory.attachment(1).unwrap().contents(), &file[..]);
+    assert_eq!(
+        parsed_in_memory.attachment(1).unwrap().contents(),
+        &file[..]
+    );
     let encoded = base64_lines::encode(&file);
-    assert_eq!(&whole[slot.offset..slot.offset + encoded.len()], &encoded[..]);
+    assert_eq!(
+        &whole[slot.offset..slot.offset + encoded.len()],
+        &encoded[..]
+    );
     let parsed = mail_parser::MessageParser::default().parse(&whole).unwrap();
     assert_eq!(parsed.attachment(1).unwrap().contents(), &file[..]);
 

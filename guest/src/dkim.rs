@@ -43,12 +43,8 @@ pub fn sign(
         body.update(&piece[skip..]);
         at += piece.len();
     }
-    let signature = signer.sign_with_body_hash(
-        &built.bytes[..header_end],
-        body.finish(),
-        now,
-        &mut WasiRng,
-    );
+    let signature =
+        signer.sign_with_body_hash(&built.bytes[..header_end], body.finish(), now, &mut WasiRng);
     for slot in &mut built.streams {
         slot.offset += signature.len();
     }
@@ -60,10 +56,7 @@ pub fn sign(
 
 /// The message as its first pass reads it: the same bytes, with each
 /// streamed content read from its first-pass stream.
-fn first_pass(
-    built: &Built,
-    inputs: &mut [Option<Input>],
-) -> Result<StreamedMessage, wit::Error> {
+fn first_pass(built: &Built, inputs: &mut [Option<Input>]) -> Result<StreamedMessage, wit::Error> {
     let mut first: Vec<Option<Input>> = Vec::with_capacity(inputs.len());
     for (i, input) in inputs.iter_mut().enumerate() {
         let Some(input) = input.as_mut() else {

@@ -35,10 +35,15 @@ struct Component;
 impl MessageGuest for Component {
     fn build(message: Message) -> Result<Vec<u8>, Error> {
         let (built, mut inputs) = convert::build(message)?;
-        built.assemble(|slot| match inputs.get_mut(slot.attachment).and_then(Option::take) {
-            Some(input) => input.read_all(),
-            None => Err(convert::invalid("attachments", "a streamed attachment has no stream")),
-        })
+        built.assemble(
+            |slot| match inputs.get_mut(slot.attachment).and_then(Option::take) {
+                Some(input) => input.read_all(),
+                None => Err(convert::invalid(
+                    "attachments",
+                    "a streamed attachment has no stream",
+                )),
+            },
+        )
     }
 }
 

@@ -101,33 +101,33 @@ pub fn message(m: &Message, table: &mut ResourceTable) -> Result<wit::Message, E
         });
     }
     Ok(wit::Message {
-            from: (&m.from).into(),
-            reply_to: mailboxes(&m.reply_to),
-            to: mailboxes(&m.to),
-            cc: mailboxes(&m.cc),
-            bcc: mailboxes(&m.bcc),
-            subject: m.subject.clone(),
-            text: m.text.clone(),
-            html: m.html.clone(),
-            attachments,
-            headers: m.headers.iter().map(Into::into).collect(),
-            message_id: m.message_id.clone(),
-            date: m.date,
-            dkim: m.dkim.as_ref().map(|d| {
-                let canonicalization = Some(if d.simple_canonicalization {
-                    wit::Canonicalization::Simple
-                } else {
-                    wit::Canonicalization::Relaxed
-                });
-                wit::Dkim {
-                    domain: d.domain.clone(),
-                    selector: d.selector.clone(),
-                    private_key_pem: d.private_key_pem.clone(),
-                    identity: d.identity.clone(),
-                    header_canonicalization: canonicalization,
-                    body_canonicalization: canonicalization,
-                }
-            }),
+        from: (&m.from).into(),
+        reply_to: mailboxes(&m.reply_to),
+        to: mailboxes(&m.to),
+        cc: mailboxes(&m.cc),
+        bcc: mailboxes(&m.bcc),
+        subject: m.subject.clone(),
+        text: m.text.clone(),
+        html: m.html.clone(),
+        attachments,
+        headers: m.headers.iter().map(Into::into).collect(),
+        message_id: m.message_id.clone(),
+        date: m.date,
+        dkim: m.dkim.as_ref().map(|d| {
+            let canonicalization = Some(if d.simple_canonicalization {
+                wit::Canonicalization::Simple
+            } else {
+                wit::Canonicalization::Relaxed
+            });
+            wit::Dkim {
+                domain: d.domain.clone(),
+                selector: d.selector.clone(),
+                private_key_pem: d.private_key_pem.clone(),
+                identity: d.identity.clone(),
+                header_canonicalization: canonicalization,
+                body_canonicalization: canonicalization,
+            }
+        }),
     })
 }
 

@@ -228,7 +228,9 @@ impl Mailer {
 }
 
 fn load_error(e: wasmtime::Error) -> Error {
-    Error::runtime(format!("the component lacks an export this host uses: {e:#}"))
+    Error::runtime(format!(
+        "the component lacks an export this host uses: {e:#}"
+    ))
 }
 
 fn allow(address: SocketAddr, server: &Server) -> MailerCtxBuilder {

@@ -70,14 +70,11 @@ fn prepare(
 }
 
 fn send(args: SendArgs) -> u8 {
-    let (message, mailer) = match prepare(
-        &args.message,
-        args.component.as_deref(),
-        args.memory_limit,
-    ) {
-        Ok(ready) => ready,
-        Err(code) => return code,
-    };
+    let (message, mailer) =
+        match prepare(&args.message, args.component.as_deref(), args.memory_limit) {
+            Ok(ready) => ready,
+            Err(code) => return code,
+        };
     let Some(url) = &args.server else {
         return send_to_embedded_capture(&mailer, &message, args.output, args.verbose);
     };

@@ -3,12 +3,12 @@
 use wasmtime::component::ResourceAny;
 use wasmtime::Store;
 
+use crate::bindings;
 use crate::bindings::exports::smtp_mailer::mailer::sessions::Guest as Sessions;
 use crate::bindings::exports::smtp_mailer::mailer::types as wit;
 use crate::ctx::MailerCtx;
 use crate::error::Error;
 use crate::mailer::finish;
-use crate::bindings;
 use crate::types::{Content, Envelope, Message, SendReport};
 
 /// An open SMTP connection that carries messages one after the other.
@@ -76,10 +76,10 @@ impl Session {
     pub fn send_raw(&mut self, envelope: &Envelope, data: &Content) -> Result<SendReport, Error> {
         let handle = self.handle()?;
         let data = bindings::content(data, &mut self.store.data_mut().table, "data", false)?;
-        let call = self
-            .exports
-            .session()
-            .call_send_raw(&mut self.store, handle, &envelope.into(), &data);
+        let call =
+            self.exports
+                .session()
+                .call_send_raw(&mut self.store, handle, &envelope.into(), &data);
         let result = finish(call).map(Into::into);
         self.check(result)
     }
@@ -93,10 +93,7 @@ impl Session {
     /// Resets the server's transaction state (RSET).
     pub fn reset(&mut self) -> Result<(), Error> {
         let handle = self.handle()?;
-        let call = self
-            .exports
-            .session()
-            .call_reset(&mut self.store, handle);
+        let call = self.exports.session().call_reset(&mut self.store, handle);
         let result = finish(call);
         self.check(result)
     }
@@ -104,10 +101,7 @@ impl Session {
     /// Says QUIT and closes the connection.
     pub fn close(mut self) -> Result<(), Error> {
         let handle = self.handle()?;
-        let call = self
-            .exports
-            .session()
-            .call_close(&mut self.store, handle);
+        let call = self.exports.session().call_close(&mut self.store, handle);
         finish(call)
     }
 }

@@ -38,7 +38,16 @@ fn build_time(msg: &smtp_mailer_host::Message) -> Duration {
 fn key(dir: &std::path::Path, algorithm: &str) -> String {
     let path = dir.join(format!("{algorithm}.pem"));
     let status = Command::new(cli_binary())
-        .args(["dkim-keygen", "--algorithm", algorithm, "--selector", "s", "--domain", "example.org", "--out"])
+        .args([
+            "dkim-keygen",
+            "--algorithm",
+            algorithm,
+            "--selector",
+            "s",
+            "--domain",
+            "example.org",
+            "--out",
+        ])
         .arg(&path)
         .stdout(std::process::Stdio::null())
         .status()
@@ -62,7 +71,11 @@ fn main() {
             simple_canonicalization: false,
         });
         let time = build_time(&signed);
-        let name = if algorithm == "rsa" { "RSA-2048" } else { "Ed25519" };
+        let name = if algorithm == "rsa" {
+            "RSA-2048"
+        } else {
+            "Ed25519"
+        };
         rows.push((format!("build, signed {name}: median"), ms(time)));
         rows.push((
             format!("signing cost {name} (signed - unsigned)"),

@@ -42,7 +42,9 @@ fn main() {
         ..Default::default()
     });
     let servers: [(&str, u16, &dyn Fn() -> usize); 2] = [
-        ("aiosmtpd, DATA", aiosmtpd.port(), &|| aiosmtpd.wait_for(1, WAIT).len()),
+        ("aiosmtpd, DATA", aiosmtpd.port(), &|| {
+            aiosmtpd.wait_for(1, WAIT).len()
+        }),
         ("Exim, BDAT", exim.port(), &|| exim.wait_for(1, WAIT).len()),
     ];
     for (name, port, stored) in servers {
@@ -78,7 +80,14 @@ fn main() {
     let mut command = Command::new(cli_binary());
     command
         .args(["send", "--server", &url, "--from", "a@example.test"])
-        .args(["--to", "bob@example.test", "--subject", "report", "--text", "attached"])
+        .args([
+            "--to",
+            "bob@example.test",
+            "--subject",
+            "report",
+            "--text",
+            "attached",
+        ])
         .arg("--attach")
         .arg(&path)
         .args(["--memory-limit", "16"]);

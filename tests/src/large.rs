@@ -93,7 +93,8 @@ pub fn run_measured(mut command: Command) -> Measured {
     assert_eq!(reaped, pid, "wait4: {}", std::io::Error::last_os_error());
     drop(child);
     let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
-    let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
+    let read =
+        |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
     Measured {
         code,
         stdout: read(&out_path),

@@ -142,7 +142,9 @@ pub fn request(
 /// whole answer.
 pub fn raw_request(address: SocketAddr, bytes: &[u8]) -> Answer {
     let mut stream = TcpStream::connect(address).expect("connect to serve");
-    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
     let _ = stream.write_all(bytes);
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw);

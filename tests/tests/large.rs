@@ -54,7 +54,10 @@ fn a_100_mib_attachment_streams_from_the_cli_through_exim_in_bdat_chunks() {
         size_limit: Some(300 << 20),
         ..Default::default()
     });
-    let url = format!("smtp://127.0.0.1:{}?security=plaintext-insecure", exim.port());
+    let url = format!(
+        "smtp://127.0.0.1:{}?security=plaintext-insecure",
+        exim.port()
+    );
     let mut command = Command::new(cli_binary());
     command
         .args(["send", "--server", &url, "--from", "reports@example.test"])
@@ -96,7 +99,11 @@ fn a_100_mib_attachment_streams_from_the_cli_through_exim_in_bdat_chunks() {
     let (name, contents) = only_attachment(&got[0].data);
     assert_eq!(name, "report.bin");
     assert_eq!(contents.len(), LARGE);
-    assert_eq!(&sha256(&contents), hash, "the decoded attachment is the file");
+    assert_eq!(
+        &sha256(&contents),
+        hash,
+        "the decoded attachment is the file"
+    );
 }
 
 #[test]
@@ -138,7 +145,11 @@ fn a_100_mib_attachment_streams_through_aiosmtpd_after_data_in_16_mib() {
         parse(&got[0].data).message_id()
     );
     let (_, contents) = only_attachment(&got[0].data);
-    assert_eq!(&sha256(&contents), hash, "the decoded attachment is the file");
+    assert_eq!(
+        &sha256(&contents),
+        hash,
+        "the decoded attachment is the file"
+    );
 }
 
 #[test]
@@ -304,10 +315,7 @@ fn eight_bit_bytes_in_a_streamed_raw_message_abort_without_8bitmime() {
     let err = mailer()
         .send_raw(&loopback(server.port()), &envelope, &Content::File(path))
         .expect_err("aborted");
-    assert!(
-        matches!(err.kind, ErrorKind::Unsupported(_)),
-        "{err:?}"
-    );
+    assert!(matches!(err.kind, ErrorKind::Unsupported(_)), "{err:?}");
     assert!(err.message.contains("8BITMIME"), "{}", err.message);
     let wire = server.finish();
     assert!(

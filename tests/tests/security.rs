@@ -632,7 +632,11 @@ fn s2_control_characters_in_a_raw_envelope_are_refused_before_connecting() {
             let case = format!("{field} with {c:?}");
             let watch = Watch::start();
             assert_invalid(
-                mailer().send_raw(&quick(watch.port), &envelope, &b"Subject: x\r\n\r\nx\r\n"[..].into()),
+                mailer().send_raw(
+                    &quick(watch.port),
+                    &envelope,
+                    &b"Subject: x\r\n\r\nx\r\n"[..].into(),
+                ),
                 field,
                 &case,
             );

@@ -179,7 +179,12 @@ fn an_oversized_body_is_refused_with_413() {
     }
     chunked.extend_from_slice(b"0\r\n\r\n");
     let answer = raw_request(serve.address(), &chunked);
-    assert_eq!(answer.status, 413, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(
+        answer.status,
+        413,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
     // Under the cap, the same service sends.
     let answer = post_send(
         serve.address(),
@@ -226,7 +231,12 @@ fn a_relay_that_defers_every_recipient_answers_503() {
         Some(API_KEY),
         br#"{"from": "a@example.test", "to": "defer-me@example.test", "text": "hi"}"#,
     );
-    assert_eq!(answer.status, 503, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(
+        answer.status,
+        503,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
     assert_eq!(answer.header("retry-after"), Some("60"));
     let error = &answer.json()["error"];
     assert_eq!(error["retry"], "transient");
@@ -346,14 +356,19 @@ fn the_mailer_imports_nothing_spin_specific() {
     }
     assert_eq!(exports, app_exports);
     // For the record (`--nocapture`): what each piece imports and exports.
-    let (mailer_imports, mailer_exports) = imports_and_exports(smtp_mailer_host::COMPONENT).unwrap();
+    let (mailer_imports, mailer_exports) =
+        imports_and_exports(smtp_mailer_host::COMPONENT).unwrap();
     for (name, imports, exports) in [
         ("mailer", &mailer_imports, &mailer_exports),
         ("send-http", &app_imports, &app_exports),
         ("send-redis", &redis_imports, &redis_exports),
         ("send-http composed with the mailer", &imports, &exports),
     ] {
-        println!("{name}:\n  imports: {}\n  exports: {}", imports.join(", "), exports.join(", "));
+        println!(
+            "{name}:\n  imports: {}\n  exports: {}",
+            imports.join(", "),
+            exports.join(", ")
+        );
     }
 }
 
@@ -366,7 +381,12 @@ fn partial_delivery_is_reported_per_recipient() {
         Some(API_KEY),
         br#"{"from": "a@example.test", "to": ["ada@example.test", "refuse-me@example.test"], "text": "hi"}"#,
     );
-    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
     let receipt = answer.json();
     assert_eq!(receipt["status"], "partial");
     let recipients = receipt["recipients"].as_array().unwrap();
@@ -375,7 +395,10 @@ fn partial_delivery_is_reported_per_recipient() {
     assert_eq!(recipients[1]["address"], "refuse-me@example.test");
     assert_eq!(recipients[1]["accepted"], false);
     assert_eq!(recipients[1]["reply"]["code"], 550);
-    assert_eq!(smtp.wait_for(1, Duration::from_secs(10))[0].rcpt_to, ["ada@example.test"]);
+    assert_eq!(
+        smtp.wait_for(1, Duration::from_secs(10))[0].rcpt_to,
+        ["ada@example.test"]
+    );
 
     // Every recipient refused: nothing was sent, and the answer says why
     // for each one; a permanent refusal is 502.
@@ -384,7 +407,12 @@ fn partial_delivery_is_reported_per_recipient() {
         Some(API_KEY),
         br#"{"from": "a@example.test", "to": ["refuse-1@example.test", "refuse-2@example.test"], "text": "hi"}"#,
     );
-    assert_eq!(answer.status, 502, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(
+        answer.status,
+        502,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
     let error = &answer.json()["error"];
     assert_eq!(error["kind"], "rejected");
     assert_eq!(error["retry"], "permanent");
@@ -398,7 +426,17 @@ fn the_spin_app_signs_with_the_dkim_key_from_a_secret_variable() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("spin.pem");
     let out = smtp_mailer_tests::support::run_cli(
-        &["dkim-keygen", "--algorithm", "ed25519", "--selector", "spin", "--domain", "example.test", "--out", key.to_str().unwrap()],
+        &[
+            "dkim-keygen",
+            "--algorithm",
+            "ed25519",
+            "--selector",
+            "spin",
+            "--domain",
+            "example.test",
+            "--out",
+            key.to_str().unwrap(),
+        ],
         None,
         &[],
     );
@@ -411,12 +449,23 @@ fn the_spin_app_signs_with_the_dkim_key_from_a_secret_variable() {
     let serve = serve_for(
         smtp.port(),
         smtp.port(),
-        &[("dkim_private_key", &pem), ("dkim_selector", "spin"), ("dkim_domain", "example.test")],
+        &[
+            ("dkim_private_key", &pem),
+            ("dkim_selector", "spin"),
+            ("dkim_domain", "example.test"),
+        ],
     );
     let answer = post_send(serve.address(), Some(API_KEY), MESSAGE.as_bytes());
-    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
     let got = smtp.wait_for(1, Duration::from_secs(10));
-    assert!(got[0].data.starts_with(b"DKIM-Signature: v=1; a=ed25519-sha256;"));
+    assert!(got[0]
+        .data
+        .starts_with(b"DKIM-Signature: v=1; a=ed25519-sha256;"));
 
     let path = dir.path().join("m.eml");
     std::fs::write(&path, &got[0].data).unwrap();

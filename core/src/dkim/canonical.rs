@@ -68,8 +68,14 @@ pub fn header(canon: Canonicalization, field: &[u8]) -> Vec<u8> {
 }
 
 fn trim_wsp(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|b| !b" \t".contains(b)).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !b" \t".contains(b)).map_or(start, |e| e + 1);
+    let start = bytes
+        .iter()
+        .position(|b| !b" \t".contains(b))
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !b" \t".contains(b))
+        .map_or(start, |e| e + 1);
     &bytes[start..end]
 }
 
@@ -190,8 +196,14 @@ mod tests {
             body_hash(Canonicalization::Simple, body),
             <[u8; 32]>::from(Sha256::digest(b" C \r\nD \t E\r\n"))
         );
-        assert_eq!(header(Canonicalization::Simple, b"B : Y\t\r\n\tZ  "), b"B : Y\t\r\n\tZ  \r\n");
-        assert_eq!(header(Canonicalization::Relaxed, b"Subject:  a:  b "), b"subject:a: b\r\n");
+        assert_eq!(
+            header(Canonicalization::Simple, b"B : Y\t\r\n\tZ  "),
+            b"B : Y\t\r\n\tZ  \r\n"
+        );
+        assert_eq!(
+            header(Canonicalization::Relaxed, b"Subject:  a:  b "),
+            b"subject:a: b\r\n"
+        );
     }
 
     #[test]

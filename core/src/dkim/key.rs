@@ -47,7 +47,10 @@ impl DkimKey {
             ));
         }
         if pem.contains("BEGIN ENCRYPTED PRIVATE KEY") {
-            return Err(Error::invalid(FIELD, "is encrypted; give the key unencrypted"));
+            return Err(Error::invalid(
+                FIELD,
+                "is encrypted; give the key unencrypted",
+            ));
         }
         if let Ok(key) = rsa::RsaPrivateKey::from_pkcs8_pem(pem) {
             let bits = key.size() * 8;

@@ -87,10 +87,16 @@ impl DkimSigner {
             let domain = identity
                 .rsplit_once('@')
                 .map(|(_, d)| d.to_ascii_lowercase())
-                .ok_or_else(|| Error::invalid("dkim.identity", "must have the form [local]@domain"))?;
+                .ok_or_else(|| {
+                    Error::invalid("dkim.identity", "must have the form [local]@domain")
+                })?;
             let signing = settings.domain.to_ascii_lowercase();
             let within = domain == signing || domain.ends_with(&format!(".{signing}"));
-            if !within || identity.bytes().any(|b| b <= b' ' || b == b';' || b >= 0x7f) {
+            if !within
+                || identity
+                    .bytes()
+                    .any(|b| b <= b' ' || b == b';' || b >= 0x7f)
+            {
                 return Err(Error::invalid(
                     "dkim.identity",
                     "must be [local]@ the signing domain or a subdomain, printable ASCII \
@@ -99,7 +105,8 @@ impl DkimSigner {
             }
         }
         for name in &settings.headers {
-            let printable = !name.is_empty() && name.bytes().all(|b| (33..127).contains(&b) && b != b':');
+            let printable =
+                !name.is_empty() && name.bytes().all(|b| (33..127).contains(&b) && b != b':');
             if !printable {
                 return Err(Error::invalid(
                     "dkim.headers",
@@ -141,7 +148,12 @@ impl DkimSigner {
         // once more than it appears (over-signing).
         let mut names: Vec<String> = Vec::new();
         let mut hashed: Vec<u8> = Vec::new();
-        let mut listed: Vec<String> = self.settings.headers.iter().map(|h| h.to_ascii_lowercase()).collect();
+        let mut listed: Vec<String> = self
+            .settings
+            .headers
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
         if !listed.iter().any(|h| h == "from") {
             listed.insert(0, "from".into());
         }
@@ -218,7 +230,10 @@ fn split_fields(section: &[u8]) -> Vec<&[u8]> {
 fn field_name(field: &[u8]) -> &[u8] {
     let colon = field.iter().position(|&b| b == b':').unwrap_or(field.len());
     let name = &field[..colon];
-    let end = name.iter().rposition(|b| !b" \t".contains(b)).map_or(0, |e| e + 1);
+    let end = name
+        .iter()
+        .rposition(|b| !b" \t".contains(b))
+        .map_or(0, |e| e + 1);
     &name[..end]
 }
 
@@ -227,7 +242,9 @@ fn check_name(field: &str, name: &str) -> Result<(), Error> {
         && name.len() <= 253
         && name.split('.').all(|label| {
             !label.is_empty()
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         });
     if ok {
         Ok(())

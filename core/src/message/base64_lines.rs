@@ -53,8 +53,8 @@ impl Base64Lines {
         for block in input[..whole].chunks(BLOCK_LINES * LINE_INPUT) {
             let len = block.len() / LINE_INPUT * 76;
             // `encoded` holds a whole block's encoding, so this cannot fail.
-            let _ = base64::engine::general_purpose::STANDARD
-                .encode_slice(block, &mut encoded[..len]);
+            let _ =
+                base64::engine::general_purpose::STANDARD.encode_slice(block, &mut encoded[..len]);
             for line in encoded[..len].chunks(76) {
                 out.extend_from_slice(line);
                 out.extend_from_slice(b"\r\n");

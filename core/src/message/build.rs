@@ -47,9 +47,11 @@ impl Built {
     /// The message's size on the wire (before dot-stuffing), when every
     /// stream's length is known.
     pub fn size(&self) -> Option<u64> {
-        self.streams.iter().try_fold(self.bytes.len() as u64, |total, slot| {
-            Some(total + encoded_len(slot.size?))
-        })
+        self.streams
+            .iter()
+            .try_fold(self.bytes.len() as u64, |total, slot| {
+                Some(total + encoded_len(slot.size?))
+            })
     }
 
     /// What the SMTP client must know before the content: the size, and

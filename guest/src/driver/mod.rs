@@ -174,7 +174,10 @@ impl Driver {
         result
     }
 
-    fn stream_content_inner(&mut self, source: &mut dyn ContentSource) -> Result<Event, wit::Error> {
+    fn stream_content_inner(
+        &mut self,
+        source: &mut dyn ContentSource,
+    ) -> Result<Event, wit::Error> {
         let mut pending: Vec<u8> = Vec::new();
         while let Some(piece) = source.next_piece()? {
             self.client
@@ -376,11 +379,7 @@ fn trace_content(bytes: &[u8]) {
 
 /// The size of a BDAT command's chunk.
 fn bdat_size(line: &str) -> Option<usize> {
-    line.strip_prefix("BDAT ")?
-        .split(' ')
-        .next()?
-        .parse()
-        .ok()
+    line.strip_prefix("BDAT ")?.split(' ').next()?.parse().ok()
 }
 
 /// Writes a reply, line by line.

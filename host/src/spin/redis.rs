@@ -55,7 +55,9 @@ impl SpinRedisApp {
             .map_err(trap)?
         {
             Ok(()) => Ok(()),
-            Err(_) => Err(ServeError::Handler("the Redis component answered an error".into())),
+            Err(_) => Err(ServeError::Handler(
+                "the Redis component answered an error".into(),
+            )),
         }
     }
 }
