@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod redis;
-
+mod resp;
 mod sqlite;
 
 pub use crate::redis::RedisStore;
