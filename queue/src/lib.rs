@@ -32,7 +32,7 @@ mod redis;
 mod resp;
 mod sqlite;
 
-pub use crate::redis::RedisStore;
+pub use crate::redis::{RedisStore, DEFAULT_GROUP, DEFAULT_STREAM};
 pub use crate::sqlite::SqliteStore;
 
 /// A message to put on the queue.
@@ -166,6 +166,8 @@ pub trait Queue: Send + Sync {
     fn enqueue(&self, messages: &[NewMessage]) -> Result<Vec<String>, QueueError>;
     /// Up to `max` jobs for `consumer`: due deferred ones, new ones, and ones whose lease expired
     /// (a dead worker's). Waits at most `wait` for one to be available; Ok(empty) if none.
+    /// `consumer` names one live worker: two workers must not share a name (Redis checks
+    /// ownership of a job by the name).
     fn claim(&self, consumer: &str, max: usize, wait: Duration) -> Result<Vec<Job>, QueueError>;
     /// Extends the lease of jobs still being worked on (called periodically by the worker).
     fn heartbeat(&self, consumer: &str, jobs: &[&Job]) -> Result<(), QueueError>;
