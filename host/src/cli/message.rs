@@ -3,12 +3,12 @@
 use std::io::Read;
 use std::path::Path;
 
-use smtp_mailer_host::{Attachment, Content, Dkim, Header, Message};
+use smtp_mailer_host::{Attachment, Dkim, Header, Message};
 
 use super::args::MessageArgs;
 use smtp_mailer_json::{guess_content_type, parse_list, parse_mailbox};
 
-use super::json::{mailbox, parse_message};
+use smtp_mailer_host::json::{mailbox, parse_message, streamed_file};
 
 /// The message the options describe. Flags add to (or, for single
 /// fields, replace) what the JSON gives.
@@ -117,15 +117,4 @@ fn attachment(spec: &str) -> Result<Attachment, String> {
         content,
         content_id: cid,
     })
-}
-
-/// A readable regular file, to be streamed at send time rather than read
-/// into memory now.
-pub fn streamed_file(path: &Path) -> Result<Content, String> {
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let meta = file.metadata().map_err(|e| e.to_string())?;
-    if !meta.is_file() {
-        return Err("not a regular file".into());
-    }
-    Ok(Content::File(path.to_path_buf()))
 }

@@ -1,7 +1,11 @@
 //! SMTP URLs: `smtp://[user[:pass]@]host[:port][?security=MODE]` and
 //! `smtps://` for implicit TLS.
 
+use std::time::Duration;
+
 use smtp_mailer_host::{Credentials, Secret, Security, Server};
+
+use super::args::ConnectionArgs;
 
 /// Parses an SMTP URL into server settings. Credentials in the URL are
 /// percent-decoded; the password never appears in an error.
@@ -116,6 +120,53 @@ fn percent_decode(s: &str) -> Result<String, String> {
         }
     }
     String::from_utf8(out).map_err(|_| "is not UTF-8".to_string())
+}
+
+/// The server a URL names, with the connection options applied.
+pub fn server_from_args(url: &str, args: &ConnectionArgs, verbose: bool) -> Result<Server, String> {
+    let mut server = parse_server_url(url).map_err(|e| format!("--server: {e}"))?;
+    if let Some(mode) = &args.security {
+        server.security = parse_security(mode).map_err(|e| format!("--security: {e}"))?;
+    }
+    if let Some(password) = &args.password {
+        if let Some(Credentials {
+            secret: Secret::Password(p),
+            ..
+        }) = &mut server.credentials
+        {
+            if p.is_empty() {
+                *p = password.clone();
+            }
+        }
+    }
+    if let Some(path) = &args.ca_file {
+        let pem = std::fs::read_to_string(path)
+            .map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
+        server.ca_pem = Some(pem);
+    }
+    if let Some(mechanism) = &args.auth {
+        let credentials = server.credentials.as_mut().ok_or_else(|| {
+            "--auth needs credentials: put the user in the URL (smtp://user@host) and the \
+             password or token in SMTP_PASSWORD"
+                .to_string()
+        })?;
+        let mechanism = mechanism.to_ascii_uppercase();
+        if matches!(mechanism.as_str(), "XOAUTH2" | "OAUTHBEARER") {
+            if let Secret::Password(token) = &credentials.secret {
+                credentials.secret = Secret::OAuth2Token(token.clone());
+            }
+        }
+        credentials.mechanism = Some(mechanism);
+    }
+    server.connect_address = args.connect_address.clone();
+    server.trace = verbose;
+    server.client_name = args.client_name.clone();
+    if let Some(seconds) = args.timeout {
+        let each = Duration::from_secs(seconds.max(1));
+        server.timeouts.command = each;
+        server.timeouts.data = each * 2;
+    }
+    Ok(server)
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
-//! `--json`: a nodemailer-style message (parsed by `smtp-mailer-json`), made
-//! into the host's message; attachments given by path are streamed from disk.
+//! Nodemailer-style JSON messages (parsed by `smtp-mailer-json`), made into
+//! the host's [`Message`]: the CLI's `--json`, and the payload of queued
+//! messages. Attachments given by path are streamed from disk.
 
 use std::path::Path;
 
-use smtp_mailer_host::{Attachment, Content, Header, Mailbox, Message};
+use crate::types::{Attachment, Content, Header, Mailbox, Message};
 use smtp_mailer_json::{AttachmentSource, JsonMessage};
 
 /// Parses a JSON message; `base_dir` resolves relative attachment paths.
@@ -24,6 +25,17 @@ fn mailboxes(list: Vec<smtp_mailer_json::Mailbox>) -> Vec<Mailbox> {
     list.into_iter().map(mailbox).collect()
 }
 
+/// An attachment file, checked to be a regular file that can be opened; it
+/// is streamed at each send.
+pub fn streamed_file(path: &Path) -> Result<Content, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    Ok(Content::File(path.to_path_buf()))
+}
+
 fn from_json(m: JsonMessage, base_dir: &Path) -> Result<Message, String> {
     let mut attachments = Vec::with_capacity(m.attachments.len());
     for (i, a) in m.attachments.into_iter().enumerate() {
@@ -31,7 +43,7 @@ fn from_json(m: JsonMessage, base_dir: &Path) -> Result<Message, String> {
             AttachmentSource::Bytes(bytes) => Content::Bytes(bytes),
             AttachmentSource::Path(path) => {
                 let full = base_dir.join(&path);
-                super::message::streamed_file(&full)
+                streamed_file(&full)
                     .map_err(|e| format!("attachments[{i}].path {}: {e}", full.display()))?
             }
         };
