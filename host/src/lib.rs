@@ -28,19 +28,25 @@
 //! # Ok::<(), smtp_mailer_host::Error>(())
 //! ```
 //!
-//! For many messages over one connection, [`Mailer::open_session`]. Hosts
+//! For many messages over one connection, [`Mailer::open_session`]; for
+//! volume, a pool of sessions per relay with retries, rate limits and a
+//! suppression list in [`delivery`], and a durable queue and its worker in
+//! [`worker`] (on SQLite or Redis Streams, from `smtp-mailer-queue`). Hosts
 //! that call the WIT exports themselves use [`Mailer::instantiate`] with a
 //! [`MailerCtxBuilder`].
 
 pub mod bindings;
 mod cache;
 mod ctx;
+pub mod delivery;
 mod error;
+pub mod json;
 mod mailer;
 mod session;
 pub mod spin;
 mod stream;
 mod types;
+pub mod worker;
 
 pub use ctx::{MailerCtx, MailerCtxBuilder, DEFAULT_MEMORY_LIMIT};
 pub use error::{Error, ErrorKind, Failure, Rejection, Stage};
@@ -50,6 +56,9 @@ pub use types::{
     Attachment, Content, Credentials, Dkim, Envelope, Header, Mailbox, Message, RecipientOutcome,
     Reply, Secret, Security, SendReport, Server, Timeouts,
 };
+
+/// The durable queue and the suppression list (SQLite or Redis Streams).
+pub use smtp_mailer_queue as queue;
 
 /// The mailer component built from `guest/` with this crate, as WebAssembly.
 pub const COMPONENT: &[u8] = include_bytes!(env!("SMTP_MAILER_COMPONENT_PATH"));

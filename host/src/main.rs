@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use clap::Parser;
 use smtp_mailer_capture::{CaptureOptions, CaptureServer};
-use smtp_mailer_host::{Credentials, Mailer, Secret, Server};
+use smtp_mailer_host::{Mailer, Server};
 
 use cli::args::{BuildArgs, CaptureArgs, Cli, Command, Output, SendArgs, ServeArgs};
 use cli::message::message_from_args;
 use cli::output::{error_code, exit_code, print_receipt, EXIT_INVALID, EXIT_OK, EXIT_PERMANENT};
-use cli::url::{parse_security, parse_server_url};
+use cli::url::server_from_args;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -23,6 +23,9 @@ fn main() -> ExitCode {
         Command::Build(args) => build(args),
         Command::Capture(args) => capture(args),
         Command::Serve(args) => serve(args),
+        Command::Enqueue(args) => cli::queue::enqueue(args),
+        Command::Worker(args) => cli::worker::worker(args),
+        Command::Suppression(args) => cli::queue::suppression(args),
         Command::DkimKeygen(args) => match cli::keygen::keygen(&args) {
             Ok(record) => {
                 println!("{record}");
@@ -78,7 +81,7 @@ fn send(args: SendArgs) -> u8 {
     let Some(url) = &args.server else {
         return send_to_embedded_capture(&mailer, &message, args.output, args.verbose);
     };
-    let server = match server_from_args(url, &args) {
+    let server = match server_from_args(url, &args.connection, args.verbose) {
         Ok(s) => s,
         Err(e) => return invalid(e),
     };
@@ -86,52 +89,6 @@ fn send(args: SendArgs) -> u8 {
     let result = mailer.send(&server, &message);
     print_receipt(&result, &shown, args.output == Output::Json);
     exit_code(&result)
-}
-
-fn server_from_args(url: &str, args: &SendArgs) -> Result<Server, String> {
-    let mut server = parse_server_url(url).map_err(|e| format!("--server: {e}"))?;
-    if let Some(mode) = &args.security {
-        server.security = parse_security(mode).map_err(|e| format!("--security: {e}"))?;
-    }
-    if let Some(password) = &args.password {
-        if let Some(Credentials {
-            secret: Secret::Password(p),
-            ..
-        }) = &mut server.credentials
-        {
-            if p.is_empty() {
-                *p = password.clone();
-            }
-        }
-    }
-    if let Some(path) = &args.ca_file {
-        let pem = std::fs::read_to_string(path)
-            .map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
-        server.ca_pem = Some(pem);
-    }
-    if let Some(mechanism) = &args.auth {
-        let credentials = server.credentials.as_mut().ok_or_else(|| {
-            "--auth needs credentials: put the user in the URL (smtp://user@host) and the \
-             password or token in SMTP_PASSWORD"
-                .to_string()
-        })?;
-        let mechanism = mechanism.to_ascii_uppercase();
-        if matches!(mechanism.as_str(), "XOAUTH2" | "OAUTHBEARER") {
-            if let Secret::Password(token) = &credentials.secret {
-                credentials.secret = Secret::OAuth2Token(token.clone());
-            }
-        }
-        credentials.mechanism = Some(mechanism);
-    }
-    server.connect_address = args.connect_address.clone();
-    server.trace = args.verbose;
-    server.client_name = args.client_name.clone();
-    if let Some(seconds) = args.timeout {
-        let each = Duration::from_secs(seconds.max(1));
-        server.timeouts.command = each;
-        server.timeouts.data = each * 2;
-    }
-    Ok(server)
 }
 
 /// The embedded default: a capture server on loopback receives the message,

@@ -32,6 +32,156 @@ pub enum Command {
     /// Generate a DKIM key pair: the private key as PKCS#8 PEM, and the
     /// DNS TXT record that publishes the public key.
     DkimKeygen(DkimKeygenArgs),
+    /// Put JSON messages on the durable queue (all or nothing); prints each
+    /// one's queue id and Message-ID.
+    Enqueue(EnqueueArgs),
+    /// Deliver the queued messages: a pool of connections per relay,
+    /// failover, retries with backoff, rate limits, the suppression list.
+    Worker(WorkerArgs),
+    /// List, add or remove suppressed addresses.
+    Suppression(SuppressionArgs),
+}
+
+/// Where the queue and the suppression list are.
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    /// A SQLite file (PATH or sqlite:PATH, created when missing), or a
+    /// Redis server: redis://[user:pass@]host:port[/db][?stream=S&group=G].
+    #[arg(
+        long,
+        env = "SMTP_MAILER_QUEUE",
+        hide_env_values = true,
+        default_value = "smtp-mailer-queue.sqlite"
+    )]
+    pub queue: String,
+}
+
+/// Options of `enqueue`.
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    /// The queue.
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// Files of JSON messages (nodemailer's field names): one object, an
+    /// array, or one object per line; - or none for standard input.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Check the messages with another build of the component.
+    #[arg(long, value_name = "WASM")]
+    pub component: Option<PathBuf>,
+}
+
+/// Options of `worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The queue.
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// A relay's URL, as for `send` (repeatable: tried in order, a
+    /// transient failure moves the recipients to the next).
+    #[arg(long = "server", value_name = "URL", required = true)]
+    pub servers: Vec<String>,
+    /// How to reach the relays.
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// Messages sent at once: the threads, and the connections per relay.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub sessions: u32,
+    /// Messages per connection before it is closed and a new one opened.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub messages_per_connection: u32,
+    /// Seconds a connection may stay idle before it is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub idle_timeout: u64,
+    /// Attempts per recipient in total before it is given up.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_attempts: u32,
+    /// The delay after the first failed attempt, doubled after each one
+    /// (with jitter).
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub retry_base_ms: u64,
+    /// The longest delay between attempts.
+    #[arg(long, value_name = "MS", default_value_t = 600_000)]
+    pub retry_max_ms: u64,
+    /// The most messages per relay: N/s, N/m or N/h.
+    #[arg(long, value_name = "N/UNIT")]
+    pub rate: Option<String>,
+    /// The most recipients per domain: DOMAIN=N/UNIT (repeatable).
+    #[arg(long, value_name = "DOMAIN=N/UNIT")]
+    pub domain_rate: Vec<String>,
+    /// Seconds a claimed message stays this worker's without a heartbeat;
+    /// a dead worker's messages go to another after it.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub lease: u64,
+    /// This worker's name in the queue (default: host name and process id).
+    #[arg(long)]
+    pub consumer: Option<String>,
+    /// Exit once nothing is ready, delayed or in flight.
+    #[arg(long)]
+    pub exit_when_empty: bool,
+    /// Write the metrics in Prometheus text to this file every second.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+    /// Serve the metrics in Prometheus text over HTTP on this address.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// A progress line on a terminal (auto), or always, or never; without
+    /// it, one JSON line per event on standard error.
+    #[arg(long, value_enum, default_value_t = Progress::Auto)]
+    pub progress: Progress,
+    /// The component's memory limit in MiB per connection (default 64).
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub memory_limit: Option<u32>,
+    /// Print the SMTP conversations on standard error.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Run another build of the component.
+    #[arg(long, value_name = "WASM")]
+    pub component: Option<PathBuf>,
+}
+
+/// When the worker shows a progress line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Progress {
+    /// When standard error is a terminal.
+    Auto,
+    /// Always.
+    Always,
+    /// Never: JSON lines instead.
+    Never,
+}
+
+/// Options of `suppression`.
+#[derive(Debug, Args)]
+pub struct SuppressionArgs {
+    /// The queue whose suppression list this is.
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: SuppressionAction,
+}
+
+/// What `suppression` does.
+#[derive(Debug, Subcommand)]
+pub enum SuppressionAction {
+    /// Print each suppressed address and why, tab-separated.
+    List,
+    /// Suppress addresses (an unsubscribe, a complaint...).
+    Add {
+        /// The addresses.
+        #[arg(required = true)]
+        addresses: Vec<String>,
+        /// Why.
+        #[arg(long, default_value = "unsubscribed")]
+        reason: String,
+    },
+    /// Let addresses receive mail again.
+    Remove {
+        /// The addresses.
+        #[arg(required = true)]
+        addresses: Vec<String>,
+    },
 }
 
 /// Options of `dkim-keygen`.
@@ -64,6 +214,31 @@ pub struct SendArgs {
     /// embedded capture server receives the message.
     #[arg(long, env = "SMTP_URL", hide_env_values = true)]
     pub server: Option<String>,
+    /// How to reach and authenticate to the server.
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// The component's memory limit in MiB (default 64). Attachments are
+    /// streamed from disk, so a large file needs no more.
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub memory_limit: Option<u32>,
+    /// The receipt's format.
+    #[arg(long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+    /// Print the SMTP conversation on standard error (AUTH payloads
+    /// redacted, the content as a byte count).
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// The message.
+    #[command(flatten)]
+    pub message: MessageArgs,
+    /// Run another build of the component.
+    #[arg(long, value_name = "WASM")]
+    pub component: Option<PathBuf>,
+}
+
+/// How to reach a server given by URL: shared by `send` and `worker`.
+#[derive(Debug, Args)]
+pub struct ConnectionArgs {
     /// The security mode: implicit-tls, starttls-required (the default for
     /// smtp://), starttls-opportunistic or plaintext-insecure.
     #[arg(long)]
@@ -94,23 +269,6 @@ pub struct SendArgs {
     /// Seconds to wait for each reply (and 2x for the data).
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
-    /// The component's memory limit in MiB (default 64). Attachments are
-    /// streamed from disk, so a large file needs no more.
-    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=4096))]
-    pub memory_limit: Option<u32>,
-    /// The receipt's format.
-    #[arg(long, value_enum, default_value_t = Output::Human)]
-    pub output: Output,
-    /// Print the SMTP conversation on standard error (AUTH payloads
-    /// redacted, the content as a byte count).
-    #[arg(short, long)]
-    pub verbose: bool,
-    /// The message.
-    #[command(flatten)]
-    pub message: MessageArgs,
-    /// Run another build of the component.
-    #[arg(long, value_name = "WASM")]
-    pub component: Option<PathBuf>,
 }
 
 /// Options of `build`.
