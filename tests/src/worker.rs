@@ -134,6 +134,7 @@ fn command(args: &[&str]) -> Command {
 /// `smtp-mailer enqueue --queue <queue>` with `messages` as JSON lines on
 /// stdin. Asserts exit 0 and one `<queue-id>\t<message-id>` line per message,
 /// with the message's own Message-ID; returns (queue id, Message-ID) pairs.
+#[track_caller]
 pub fn enqueue(queue: &str, messages: &[Value]) -> Vec<(String, String)> {
     let mut input = String::new();
     for message in messages {
@@ -151,6 +152,7 @@ pub fn enqueue(queue: &str, messages: &[Value]) -> Vec<(String, String)> {
 /// Checks the output of an `enqueue` of `messages`: exit 0, and one line per
 /// message, `<queue-id>\t<message-id>`, the Message-ID without angle brackets
 /// and equal to the message's `messageId` when it has one.
+#[track_caller]
 pub fn check_enqueued(out: &Output, messages: &[Value]) -> Vec<(String, String)> {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -188,6 +190,7 @@ pub fn check_enqueued(out: &Output, messages: &[Value]) -> Vec<(String, String)>
 
 /// `smtp-mailer suppression <args> --queue <queue>`; asserts exit 0 and
 /// returns stdout.
+#[track_caller]
 pub fn suppression(queue: &str, args: &[&str]) -> String {
     let mut all = vec!["suppression"];
     all.extend_from_slice(args);
@@ -205,6 +208,7 @@ pub fn suppression(queue: &str, args: &[&str]) -> String {
 }
 
 /// `suppression list` as (address, reason) pairs.
+#[track_caller]
 pub fn suppression_list(queue: &str) -> Vec<(String, String)> {
     suppression(queue, &["list"])
         .lines()
@@ -251,6 +255,7 @@ impl Finished {
     }
 
     /// Asserts exit 0 and a summary line, showing the output otherwise.
+    #[track_caller]
     pub fn assert_success(&self) {
         assert_eq!(
             self.status.code(),
@@ -347,6 +352,7 @@ impl Worker {
     }
 
     /// Whether it is still running; panics, with its output, if it exited.
+    #[track_caller]
     pub fn assert_running(&mut self) {
         if let Some(status) = self.child.try_wait().expect("try_wait") {
             panic!(
@@ -360,6 +366,7 @@ impl Worker {
 
     /// Waits for it to exit on its own; kills it and panics, with its output,
     /// after `timeout`.
+    #[track_caller]
     pub fn wait(mut self, timeout: Duration) -> Finished {
         let deadline = Instant::now() + timeout;
         loop {
@@ -450,6 +457,7 @@ fn json_objects(text: &str) -> Vec<Value> {
 }
 
 /// The Message-ID of a received message, without angle brackets.
+#[track_caller]
 pub fn received_id(message: &Received) -> String {
     parse(&message.data)
         .message_id()
@@ -473,6 +481,7 @@ pub fn arrivals_by_id(received: &[Received]) -> BTreeMap<String, usize> {
 
 /// Asserts that every one of `expected` arrived exactly once and nothing
 /// else arrived.
+#[track_caller]
 pub fn assert_each_once(received: &[Received], expected: &[String]) {
     let counts = arrivals_by_id(received);
     let missing: Vec<&String> = expected
@@ -492,6 +501,7 @@ pub fn assert_each_once(received: &[Received], expected: &[String]) {
 
 /// Calls `check` every 100 ms until it answers true; panics after `timeout`
 /// saying what was awaited.
+#[track_caller]
 pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !check() {
