@@ -6,6 +6,7 @@ Usage:
         [--tls-cert PEM --tls-key PEM [--implicit-tls] [--require-starttls]]
         [--auth-user USER --auth-password PASSWORD [--auth-plaintext]
          [--auth-required]]
+        [--idle-timeout SECS] [--rcpt-log PATH] [--connection-log PATH]
 
 PORT 0 lets the OS pick a free port. Once listening, the script prints
 `READY <port>` on stdout (flushed). It stops on SIGTERM, SIGINT, or when its
@@ -17,22 +18,46 @@ Every accepted message is stored in OUTDIR as a pair of files, numbered from
     NNNNNN.json  {"mail_from": str, "rcpt_tos": [str], "mail_options": [str],
                   "rcpt_options": [str], "peer_port": int, "session": int,
                   "tls": bool, "tls_version": str|null, "tls_cipher": str|null,
-                  "auth_user": str|null}
+                  "auth_user": str|null, "received_at": float}
     NNNNNN.eml   the DATA content as received, dot-unstuffed, CRLF kept
                  (aiosmtpd's envelope.original_content)
 The .json is written first and the .eml last, each through a temporary name
 and a rename, so a reader that sees NNNNNN.eml also sees a complete NNNNNN.json.
 "session" numbers the connections from 1, so messages sent over one
-connection share it.
+connection share it. "received_at" is when the server got the end of the
+data, in seconds since the Unix epoch (time.time()).
 
 "tls" tells whether the message came over TLS (STARTTLS or implicit), with
 the protocol version as Python's ssl names it ("TLSv1.3") and the cipher
 suite; "auth_user" is the user name that AUTH succeeded with, else null.
 
-Recipients are answered by their local part:
-    refuse*  550 5.1.1 <addr>: mailbox unavailable
-    defer*   450 4.2.0 <addr>: try later
-    others   250 OK
+Recipients are answered by their local part (case-insensitive):
+    once421*  the first time this server (over its lifetime) sees RCPT for
+              that exact address (compared case-insensitively):
+              421 4.3.2 Service shutting down, try later, and the server
+              closes the connection; every later time 250 OK
+    once450*  the first time: 450 4.2.1 Mailbox busy, try later (the
+              connection stays open); every later time 250 OK
+    refuse*   550 5.1.1 <addr>: mailbox unavailable
+    defer*    450 4.2.0 <addr>: try later
+    others    250 OK
+Any 421 reply the server writes (once421, --idle-timeout) is followed by
+closing the connection, as RFC 5321 section 3.8 has it.
+
+--idle-timeout SECS: a connection that sends no command for SECS seconds
+    after the server's last reply gets `421 4.4.2 Idle timeout, closing
+    connection` and is closed by the server, as Postfix and Exim do. The
+    clock also runs while the data of a message is being received, so keep
+    messages small with short timeouts. Without it, aiosmtpd's default
+    applies: a silent close after 300 s.
+--rcpt-log PATH: every RCPT TO the server answers is appended to PATH as
+    one JSON line {"session": int, "address": str, "code": int,
+    "at": float}: the connection number, the address inside the angle
+    brackets as the client wrote it, the reply code, and the time of the
+    reply (seconds since the Unix epoch). Lines are flushed one by one.
+--connection-log PATH: every accepted connection is appended to PATH as one
+    JSON line {"session": int, "at": float}.
+Keep both files outside OUTDIR.
 
 TLS (--tls-cert and --tls-key, a PEM certificate chain and its key):
     by default STARTTLS is offered; --require-starttls refuses every command
@@ -52,10 +77,12 @@ import asyncio
 import itertools
 import json
 import os
+import re
 import signal
 import ssl
 import stat
 import sys
+import time
 import warnings
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, syntax
@@ -89,6 +116,16 @@ def parse_args(argv):
         "--auth-plaintext", action="store_true", help="offer AUTH without TLS too"
     )
     parser.add_argument("--auth-required", action="store_true", help="refuse MAIL before AUTH")
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=None,
+        help="answer 421 4.4.2 and close a connection idle for SECS seconds",
+    )
+    parser.add_argument("--rcpt-log", help="append one JSON line per RCPT reply to this file")
+    parser.add_argument(
+        "--connection-log", help="append one JSON line per accepted connection to this file"
+    )
     args = parser.parse_args(argv)
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
@@ -100,17 +137,51 @@ def parse_args(argv):
         parser.error("--auth-user and --auth-password go together")
     if (args.auth_plaintext or args.auth_required) and args.auth_user is None:
         parser.error("--auth-plaintext and --auth-required need --auth-user")
+    if args.idle_timeout is not None and args.idle_timeout <= 0:
+        parser.error("--idle-timeout must be positive")
     return args
 
 
+class JsonLines:
+    """An append-only file of JSON lines, flushed line by line; no file: no-op."""
+
+    def __init__(self, path):
+        self.file = open(path, "a", encoding="utf-8") if path else None
+
+    def write(self, record):
+        if self.file is not None:
+            self.file.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self.file.flush()
+
+
 class TestSMTP(SMTP):
-    """aiosmtpd's SMTP protocol, numbering each connection it serves."""
+    """aiosmtpd's SMTP protocol, numbering each connection it serves.
+
+    It also logs every RCPT reply and every connection, closes the
+    connection after any 421 reply, and with an idle timeout says 421
+    before closing an idle connection (aiosmtpd alone closes silently).
+    """
 
     _connection_numbers = itertools.count(1)
 
-    def __init__(self, *args, offer_auth=False, **kwargs):
+    def __init__(
+        self,
+        *args,
+        offer_auth=False,
+        idle_timeout=None,
+        rcpt_log=JsonLines(None),
+        connection_log=JsonLines(None),
+        **kwargs,
+    ):
+        if idle_timeout is not None:
+            kwargs["timeout"] = idle_timeout
         super().__init__(*args, **kwargs)
+        # The factory runs once per accepted connection.
         self.connection_number = next(self._connection_numbers)
+        self.idle_timeout = idle_timeout
+        self.rcpt_log = rcpt_log
+        self.pending_rcpt = None
+        connection_log.write({"session": self.connection_number, "at": time.time()})
         self.offer_auth = offer_auth
         if not offer_auth:
             # aiosmtpd would offer PLAIN and LOGIN after STARTTLS regardless.
@@ -140,6 +211,48 @@ class TestSMTP(SMTP):
             return
         await super().smtp_AUTH(arg)
 
+    @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_RCPT(self, arg):
+        # push() logs the reply with this address.
+        self.pending_rcpt = rcpt_address(arg)
+        try:
+            await super().smtp_RCPT(arg)
+        finally:
+            self.pending_rcpt = None
+
+    async def push(self, status):
+        line = status if isinstance(status, str) else status.decode("utf-8", "replace")
+        if self.pending_rcpt is not None:
+            address, self.pending_rcpt = self.pending_rcpt, None
+            code = int(line[:3]) if line[:3].isdigit() else 0
+            self.rcpt_log.write(
+                {
+                    "session": self.connection_number,
+                    "address": address,
+                    "code": code,
+                    "at": time.time(),
+                }
+            )
+        await super().push(status)
+        if line.startswith("421"):
+            # 421: the server closes the transmission channel. Stop serving
+            # at once, so that no command already buffered gets an answer.
+            if self.transport is not None:
+                self.transport.close()
+            if self._handler_coroutine is not None:
+                self._handler_coroutine.cancel()
+                await asyncio.sleep(0)
+        elif self.idle_timeout is not None:
+            # Idle means: no command since the last reply.
+            self._reset_timeout()
+
+    def _timeout_cb(self):
+        if self.transport is None:
+            return
+        if self.idle_timeout is not None:
+            self._writer.write(b"421 4.4.2 Idle timeout, closing connection\r\n")
+        super()._timeout_cb()
+
     def tls_info(self):
         """(version, cipher) of the TLS session, or None in plaintext."""
         ssl_object = self.transport.get_extra_info("ssl_object") if self.transport else None
@@ -166,15 +279,36 @@ class Credentials:
         return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
 
+def rcpt_address(arg):
+    """The address of a RCPT argument (`TO:<addr> PARAMS`), as written."""
+    if arg is None:
+        return ""
+    match = re.search(r"<([^>]*)>", arg)
+    if match:
+        return match.group(1)
+    rest = arg.split(":", 1)[-1].strip()
+    return rest.split(" ", 1)[0]
+
+
 class Store:
     """The handler: answers recipients and writes each message to disk."""
 
     def __init__(self, outdir):
         self.outdir = outdir
         self.message_numbers = itertools.count(1)
+        # The once421* and once450* addresses seen so far, lower-cased.
+        self.seen_once = set()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         local_part = address.rsplit("@", 1)[0].lower()
+        if local_part.startswith(("once421", "once450")):
+            key = address.lower()
+            if key not in self.seen_once:
+                self.seen_once.add(key)
+                if local_part.startswith("once421"):
+                    # TestSMTP.push closes the connection after a 421.
+                    return "421 4.3.2 Service shutting down, try later"
+                return "450 4.2.1 Mailbox busy, try later"
         if local_part.startswith("refuse"):
             return f"550 5.1.1 <{address}>: mailbox unavailable"
         if local_part.startswith("defer"):
@@ -200,6 +334,7 @@ class Store:
             "tls_version": tls[0] if tls else None,
             "tls_cipher": tls[1] if tls else None,
             "auth_user": auth_user,
+            "received_at": time.time(),
         }
         base = os.path.join(self.outdir, f"{number:06d}")
         write_atomically(base + ".json", json.dumps(meta, ensure_ascii=False).encode("utf-8"))
@@ -268,8 +403,19 @@ async def serve(args):
         # connection is encrypted, so AUTH may be offered at once.
         smtp_options["auth_require_tls"] = not (args.auth_plaintext or args.implicit_tls)
 
+    rcpt_log = JsonLines(args.rcpt_log)
+    connection_log = JsonLines(args.connection_log)
+
     def make_protocol():
-        return TestSMTP(handler, loop=loop, offer_auth=args.auth_user is not None, **smtp_options)
+        return TestSMTP(
+            handler,
+            loop=loop,
+            offer_auth=args.auth_user is not None,
+            idle_timeout=args.idle_timeout,
+            rcpt_log=rcpt_log,
+            connection_log=connection_log,
+            **smtp_options,
+        )
 
     server = await loop.create_server(
         make_protocol, host=args.host, port=args.port, ssl=server_ssl

@@ -6,3 +6,4 @@ pub mod serve;
 pub mod servers;
 pub mod support;
 pub mod tls;
+pub mod worker;

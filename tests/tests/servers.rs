@@ -159,6 +159,119 @@ fn aiosmtpd_tells_connections_apart() {
 }
 
 #[test]
+fn aiosmtpd_once_recipients_fail_only_the_first_time() {
+    let server = Aiosmtpd::start();
+    let mut client = Client::connect(server.port());
+    assert_eq!(client.command("EHLO client.test").0, 250);
+    assert_eq!(client.command("MAIL FROM:<alice@example.test>").0, 250);
+    let (code, text) = client.command("RCPT TO:<once450.c@example.test>");
+    assert_eq!(code, 450, "{text}");
+    assert!(
+        text.starts_with("450 4.2.1 Mailbox busy, try later"),
+        "{text}"
+    );
+    // The same address, other case: seen already.
+    assert_eq!(client.command("RCPT TO:<Once450.C@example.test>").0, 250);
+    assert_eq!(client.command("RCPT TO:<bob@example.test>").0, 250);
+    let (code, text) = client.command("RCPT TO:<once421.a@example.test>");
+    assert_eq!(code, 421, "{text}");
+    assert!(
+        text.starts_with("421 4.3.2 Service shutting down, try later"),
+        "{text}"
+    );
+    let mut rest = String::new();
+    let n = client.reader.read_line(&mut rest).unwrap_or(0);
+    assert_eq!(
+        n, 0,
+        "the server should close after its 421, it sent {rest:?}"
+    );
+
+    let mut client = Client::connect(server.port());
+    assert_eq!(client.command("EHLO client.test").0, 250);
+    assert_eq!(client.command("MAIL FROM:<alice@example.test>").0, 250);
+    assert_eq!(client.command("RCPT TO:<once421.a@example.test>").0, 250);
+    assert_eq!(client.data(MESSAGE).0, 250);
+    assert_eq!(client.command("QUIT").0, 221);
+
+    let received = server.wait_for(1, WAIT);
+    assert_eq!(received.len(), 1, "the first transaction was cut short");
+    assert_eq!(received[0].rcpt_to, ["once421.a@example.test"]);
+    assert_eq!(received[0].connection, 2);
+    assert_eq!(server.connections(), 2);
+    let records = server.rcpt_log();
+    let log: Vec<(u64, &str, u16)> = records
+        .iter()
+        .map(|r| (r.session, r.address.as_str(), r.code))
+        .collect();
+    assert_eq!(
+        log,
+        [
+            (1, "once450.c@example.test", 450),
+            (1, "Once450.C@example.test", 250),
+            (1, "bob@example.test", 250),
+            (1, "once421.a@example.test", 421),
+            (2, "once421.a@example.test", 250),
+        ]
+    );
+}
+
+#[test]
+fn aiosmtpd_says_421_to_an_idle_connection_and_closes_it() {
+    let server = Aiosmtpd::start_with(AiosmtpdOptions {
+        idle_timeout: Some(Duration::from_secs(1)),
+        ..Default::default()
+    });
+    let mut client = Client::connect(server.port());
+    assert_eq!(client.command("EHLO client.test").0, 250);
+    let started = std::time::Instant::now();
+    let (code, text) = client.reply();
+    let idle = started.elapsed();
+    assert_eq!(code, 421, "{text}");
+    assert!(
+        text.starts_with("421 4.4.2 Idle timeout, closing connection"),
+        "{text}"
+    );
+    assert!(
+        idle >= Duration::from_millis(800) && idle < Duration::from_secs(5),
+        "the 421 came after {idle:?}, 1 s expected"
+    );
+    let mut rest = String::new();
+    let n = client.reader.read_line(&mut rest).unwrap_or(0);
+    assert_eq!(
+        n, 0,
+        "the server should close after its 421, it sent {rest:?}"
+    );
+
+    // A connection that keeps talking is not idle.
+    let mut client = Client::connect(server.port());
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(client.command("NOOP").0, 250);
+    }
+    assert_eq!(client.command("QUIT").0, 221);
+}
+
+#[test]
+fn aiosmtpd_stamps_the_arrival_time() {
+    let server = Aiosmtpd::start();
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let before = now();
+    send_one(server.port());
+    let received = server.wait_for(1, WAIT);
+    let after = now();
+    let at = received[0].received_at;
+    assert!(
+        before - 0.5 <= at && at <= after + 0.5,
+        "received_at {at} not within [{before}, {after}]"
+    );
+}
+
+#[test]
 fn aiosmtpd_enforces_its_size_limit() {
     let server = Aiosmtpd::start_with(AiosmtpdOptions {
         size_limit: Some(1000),

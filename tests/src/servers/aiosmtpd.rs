@@ -2,7 +2,16 @@
 //!
 //! TLS (STARTTLS or implicit) uses Python's `ssl` (OpenSSL); the certificate
 //! and key are read once, when the server starts. Each message's `.json`
-//! records whether it came over TLS and who authenticated.
+//! records whether it came over TLS and who authenticated, and when it
+//! arrived.
+//!
+//! Besides the `refuse*` and `defer*` recipients, the script fails some
+//! recipients only the first time it sees them, for retry tests:
+//! `once421*` gets `421 4.3.2 Service shutting down, try later` and the
+//! connection is closed; `once450*` gets `450 4.2.1 Mailbox busy, try
+//! later`. Every later RCPT for the same address (over the server's
+//! lifetime, case-insensitive) gets `250`. [`Aiosmtpd::rcpt_log`] lists every
+//! RCPT reply, [`Aiosmtpd::connections`] counts the connections.
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, ErrorKind};
@@ -11,6 +20,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
+
+use serde_json::Value;
 
 use super::{kill_group, tail, wait_for_messages, workspace_root, Received, INSTALL_SCRIPT};
 use crate::tls::CertPaths;
@@ -49,6 +60,27 @@ pub struct AiosmtpdOptions {
     /// Refuse MAIL until the client authenticated
     /// (`530 5.7.0 Authentication required`).
     pub auth_required: bool,
+    /// Close a connection that sent no command for this long after the
+    /// server's last reply, saying `421 4.4.2 Idle timeout, closing
+    /// connection` first, as Postfix and Exim do. The clock also runs while
+    /// a message's data arrives, so keep messages small with short timeouts.
+    /// `None` keeps aiosmtpd's default: a silent close after 300 s.
+    pub idle_timeout: Option<Duration>,
+}
+
+/// One RCPT TO that an [`Aiosmtpd`] server answered, from
+/// [`Aiosmtpd::rcpt_log`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct RcptRecord {
+    /// The connection it came over, numbered from 1 as
+    /// [`Received::connection`].
+    pub session: u64,
+    /// The address inside the angle brackets, as the client wrote it.
+    pub address: String,
+    /// The reply code: 250, 421, 450, 550...
+    pub code: u16,
+    /// When the server replied, in seconds since the Unix epoch.
+    pub at: f64,
 }
 
 /// An aiosmtpd server on 127.0.0.1, stopped when dropped.
@@ -61,6 +93,8 @@ pub struct Aiosmtpd {
     _stdin: ChildStdin,
     port: u16,
     outdir: PathBuf,
+    rcpt_log: PathBuf,
+    connection_log: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -86,7 +120,17 @@ impl Aiosmtpd {
         let python = std::env::var("SMTP_MAILER_PYTHON").unwrap_or_else(|_| "python3".into());
         let script = workspace_root().join("tests/servers/aiosmtpd_server.py");
         let mut command = Command::new(&python);
+        // Outside the message directory, which holds only message files.
+        let rcpt_log = dir.path().join("rcpt.log");
+        let connection_log = dir.path().join("connections.log");
         command.arg(&script).arg("0").arg(&outdir);
+        command.arg("--rcpt-log").arg(&rcpt_log);
+        command.arg("--connection-log").arg(&connection_log);
+        if let Some(timeout) = opts.idle_timeout {
+            command
+                .arg("--idle-timeout")
+                .arg(timeout.as_secs_f64().to_string());
+        }
         if let Some(limit) = opts.size_limit {
             command.arg("--size-limit").arg(limit.to_string());
         }
@@ -147,6 +191,8 @@ impl Aiosmtpd {
                 _stdin: stdin,
                 port,
                 outdir,
+                rcpt_log,
+                connection_log,
                 _dir: dir,
             },
             None => {
@@ -182,6 +228,39 @@ impl Aiosmtpd {
     pub fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
         wait_for_messages("aiosmtpd", n, timeout, || self.messages())
     }
+
+    /// How many messages were accepted so far: cheaper than
+    /// [`messages`](Self::messages) (it reads only the directory), for
+    /// polling while thousands arrive.
+    pub fn message_count(&self) -> usize {
+        fs::read_dir(&self.outdir)
+            .unwrap_or_else(|e| panic!("aiosmtpd: {}: {e}", self.outdir.display()))
+            .filter_map(|entry| entry.ok())
+            .filter(|entry| entry.file_name().to_string_lossy().ends_with(".eml"))
+            .count()
+    }
+
+    /// Every RCPT TO the server answered so far, in order (over all
+    /// connections).
+    pub fn rcpt_log(&self) -> Vec<RcptRecord> {
+        json_lines(&self.rcpt_log)
+            .iter()
+            .map(|line| RcptRecord {
+                session: line["session"].as_u64().unwrap_or_default(),
+                address: line["address"].as_str().unwrap_or_default().to_owned(),
+                code: line["code"]
+                    .as_u64()
+                    .and_then(|c| u16::try_from(c).ok())
+                    .unwrap_or_default(),
+                at: line["at"].as_f64().unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    /// How many connections the server accepted so far.
+    pub fn connections(&self) -> u64 {
+        json_lines(&self.connection_log).len() as u64
+    }
 }
 
 impl Drop for Aiosmtpd {
@@ -203,6 +282,33 @@ fn read_ready_line(stdout: std::process::ChildStdout) -> Option<u16> {
     line.trim().strip_prefix("READY ")?.parse().ok()
 }
 
+/// The complete JSON lines of a log the script appends to; a last line
+/// still being written is left out. No file yet: no lines.
+fn json_lines(path: &Path) -> Vec<Value> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Vec::new(),
+        Err(e) => panic!("aiosmtpd: {}: {e}", path.display()),
+    };
+    let complete = match bytes.iter().rposition(|&b| b == b'\n') {
+        Some(end) => &bytes[..end],
+        None => return Vec::new(),
+    };
+    complete
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            serde_json::from_slice(line).unwrap_or_else(|e| {
+                panic!(
+                    "aiosmtpd: {}: {e}: {}",
+                    path.display(),
+                    String::from_utf8_lossy(line)
+                )
+            })
+        })
+        .collect()
+}
+
 /// Reads every complete `NNNNNN.json` + `NNNNNN.eml` pair in `outdir`.
 fn read_messages(outdir: &Path) -> Vec<Received> {
     let entries =
@@ -220,7 +326,7 @@ fn read_messages(outdir: &Path) -> Vec<Received> {
             let base = outdir.join(format!("{number:06}"));
             let meta = fs::read(base.with_extension("json"))
                 .unwrap_or_else(|e| panic!("aiosmtpd: {}.json: {e}", base.display()));
-            let meta: serde_json::Value = serde_json::from_slice(&meta)
+            let meta: Value = serde_json::from_slice(&meta)
                 .unwrap_or_else(|e| panic!("aiosmtpd: {}.json: {e}", base.display()));
             let data = fs::read(base.with_extension("eml"))
                 .unwrap_or_else(|e| panic!("aiosmtpd: {}.eml: {e}", base.display()));
@@ -233,12 +339,13 @@ fn read_messages(outdir: &Path) -> Vec<Received> {
                 tls: meta["tls"].as_bool().unwrap_or_default(),
                 tls_version: meta["tls_version"].as_str().map(str::to_owned),
                 auth_user: meta["auth_user"].as_str().map(str::to_owned),
+                received_at: meta["received_at"].as_f64().unwrap_or_default(),
             }
         })
         .collect()
 }
 
-fn strings(value: &serde_json::Value) -> Vec<String> {
+fn strings(value: &Value) -> Vec<String> {
     value
         .as_array()
         .map(|items| {

@@ -367,19 +367,30 @@ fn read_messages(new: &Path) -> Vec<Received> {
     let mut messages: Vec<(MessageId, Received)> = Vec::new();
     for (id, path) in files {
         let bytes = fs::read(&path).unwrap_or_else(|e| panic!("exim: {}: {e}", path.display()));
-        let message = parse_delivered(&bytes).unwrap_or_else(|| {
+        let mut message = parse_delivered(&bytes).unwrap_or_else(|| {
             let start = String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned();
             panic!(
                 "exim: {} does not start with the lines the configuration puts first: {start:?}",
                 path.display()
             )
         });
+        message.received_at = modified_secs(&path);
         match messages.last_mut() {
             Some((last, earlier)) if *last == id => earlier.rcpt_to.extend(message.rcpt_to),
             _ => messages.push((id, message)),
         }
     }
     messages.into_iter().map(|(_, message)| message).collect()
+}
+
+/// A file's modification time in seconds since the Unix epoch, 0.0 if the
+/// file system cannot tell.
+fn modified_secs(path: &Path) -> f64 {
+    fs::metadata(path)
+        .and_then(|meta| meta.modified())
+        .ok()
+        .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0.0, |age| age.as_secs_f64())
 }
 
 /// An Exim message id, `<time>-<pid>-<fraction of a second>` in base 62
@@ -458,6 +469,7 @@ fn parse_delivered(bytes: &[u8]) -> Option<Received> {
         tls: !tls.is_empty(),
         tls_version,
         auth_user: (!auth.is_empty()).then_some(auth),
+        received_at: 0.0,
     })
 }
 

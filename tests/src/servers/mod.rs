@@ -6,7 +6,10 @@
 //! removes the directory.
 //!
 //! * [`Aiosmtpd`]: Python's aiosmtpd, driven by `tests/servers/aiosmtpd_server.py`.
-//!   Knows which connection carried each message.
+//!   Knows which connection carried each message, logs every RCPT reply
+//!   ([`Aiosmtpd::rcpt_log`]) and connection ([`Aiosmtpd::connections`]),
+//!   and can close idle connections with a 421
+//!   ([`AiosmtpdOptions::idle_timeout`]).
 //! * [`Exim`]: Debian's exim4-daemon-light, configured from
 //!   `tests/servers/exim.conf.in`. Offers PIPELINING, 8BITMIME, SIZE, CHUNKING
 //!   and SMTPUTF8. Needs root.
@@ -18,7 +21,9 @@
 //!
 //! Both answer a recipient by its local part: `refuse*` gets
 //! `550 5.1.1 <addr>: mailbox unavailable`, `defer*` gets
-//! `450 4.2.0 <addr>: try later`, anything else is accepted.
+//! `450 4.2.0 <addr>: try later`, anything else is accepted. aiosmtpd also
+//! fails `once421*` and `once450*` recipients the first time it sees each
+//! address, with a 421 (closing the connection) or a 450.
 //!
 //! [`Redis`] is not an SMTP server: Debian's redis-server, for the Spin
 //! app's Redis trigger.
@@ -40,7 +45,7 @@ mod aiosmtpd;
 mod exim;
 mod redis;
 
-pub use aiosmtpd::{Aiosmtpd, AiosmtpdOptions};
+pub use aiosmtpd::{Aiosmtpd, AiosmtpdOptions, RcptRecord};
 pub use exim::{Exim, EximOptions};
 pub use redis::Redis;
 
@@ -55,7 +60,7 @@ use std::time::{Duration, Instant};
 pub const INSTALL_SCRIPT: &str = "scripts/install-test-tools.sh";
 
 /// One message as a server accepted it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Received {
     /// The reverse path of `MAIL FROM`, without angle brackets (empty for `<>`).
     pub mail_from: String,
@@ -77,6 +82,10 @@ pub struct Received {
     pub tls_version: Option<String>,
     /// The user name that AUTH succeeded with, if the client authenticated.
     pub auth_user: Option<String>,
+    /// When the server had the whole message, in seconds since the Unix
+    /// epoch: aiosmtpd's clock at the end of the data; for Exim, the
+    /// modification time of the delivered file (0.0 if unknown).
+    pub received_at: f64,
 }
 
 /// The root of the Cargo workspace (the parent of this crate).
