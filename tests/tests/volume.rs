@@ -143,6 +143,19 @@ fn connection_closed_by_the_server_while_idle_is_replaced() {
         finished.output()
     );
     assert_ne!(received[0].connection, received[1].connection);
+    // Replaced at once, not deferred: nothing had been sent.
+    assert!(
+        finished.events_named("deferred").is_empty(),
+        "the closed connection was not replaced transparently; {}",
+        finished.output()
+    );
+    let delivered = finished.events_named("delivered");
+    assert_eq!(delivered.len(), 2, "{}", finished.output());
+    assert!(
+        delivered.iter().all(|e| e["attempt"] == 1),
+        "{}",
+        finished.output()
+    );
 }
 
 #[test]

@@ -51,6 +51,7 @@ pub struct QueueArgs {
         long,
         env = "SMTP_MAILER_QUEUE",
         hide_env_values = true,
+        global = true,
         default_value = "smtp-mailer-queue.sqlite"
     )]
     pub queue: String,

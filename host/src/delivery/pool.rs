@@ -189,15 +189,17 @@ impl SessionPool {
         let mut expired = Vec::new();
         let mut state = self.lock();
         let found = loop {
+            let mut fresh = None;
             while let Some(pooled) = state.idle.pop() {
                 if pooled.last_used.elapsed() < self.options.idle_timeout {
+                    fresh = Some(pooled);
                     break;
                 }
                 state.open -= 1;
                 expired.push(pooled);
             }
-            if let Some(pooled) = state.idle.pop() {
-                break Some(pooled);
+            if fresh.is_some() {
+                break fresh;
             }
             if state.open < self.options.max_sessions {
                 state.open += 1;
@@ -275,10 +277,14 @@ fn stage(e: &Error) -> Option<Stage> {
 
 /// True when a send over a reused connection failed before the server
 /// accepted MAIL FROM because the connection was gone: the server closed it
-/// while idle (421 to the first command, or a closed socket).
+/// while idle (421 to the RSET or MAIL that starts the message, or a closed
+/// socket).
 fn closed_while_idle(result: &Result<SendReport, Error>) -> bool {
     let Err(e) = result else { return false };
     match (&e.kind, stage(e)) {
+        // The RSET that starts each later message of a session, refused or
+        // unanswered: no transaction had begun.
+        (_, Some(Stage::Reset)) => true,
         (ErrorKind::Rejected(r), Some(Stage::MailFrom)) => r.reply.code == 421,
         (
             ErrorKind::Connection(_) | ErrorKind::Timeout(_) | ErrorKind::Protocol(_),
