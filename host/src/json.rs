@@ -73,7 +73,7 @@ fn from_json(m: JsonMessage, base_dir: &Path) -> Result<Message, String> {
             })
             .collect(),
         message_id: m.message_id,
-        date: None,
+        date: m.date,
         dkim: None,
     })
 }

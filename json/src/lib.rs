@@ -17,11 +17,13 @@
 //! ```
 
 mod content_type;
+mod date;
 mod error;
 mod mailbox;
 mod message;
 
 pub use content_type::guess_content_type;
+pub use date::parse_date;
 pub use error::JsonError;
 pub use mailbox::{parse_list, parse_mailbox, Mailbox};
 pub use message::{parse_message, Attachment, AttachmentSource, Header, JsonMessage};

@@ -4,6 +4,7 @@
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
+use crate::date::parse_date;
 use crate::mailbox::{parse_list, parse_mailbox, Mailbox};
 use crate::{guess_content_type, JsonError};
 
@@ -32,6 +33,9 @@ pub struct JsonMessage {
     pub attachments: Vec<Attachment>,
     /// `messageId`, without angle brackets.
     pub message_id: Option<String>,
+    /// `date`: seconds since the Unix epoch (given as a number or an RFC
+    /// 3339 string); the send time when absent.
+    pub date: Option<i64>,
 }
 
 /// An extra header.
@@ -86,6 +90,7 @@ const FIELDS: &[&str] = &[
     "headers",
     "attachments",
     "messageId",
+    "date",
 ];
 const ATTACHMENT_FIELDS: &[&str] = &[
     "filename",
@@ -135,6 +140,10 @@ pub fn parse_message(json: &str) -> Result<JsonMessage, JsonError> {
         attachments,
         message_id: string(&object, "messageId")?
             .map(|id| id.trim_start_matches('<').trim_end_matches('>').to_string()),
+        date: match object.get("date") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(parse_date(v)?),
+        },
     })
 }
 

@@ -640,3 +640,136 @@ fn names_message(events: &[&Value], id: &str) -> bool {
             .is_some_and(|m| m.trim_start_matches('<').trim_end_matches('>') == id)
     })
 }
+
+#[test]
+fn messages_per_connection_caps_each_connection() {
+    let server = Aiosmtpd::start();
+    let queue = SqliteQueue::new();
+    let ids = message_ids("cap", 50);
+    let messages: Vec<Value> = ids
+        .iter()
+        .enumerate()
+        .map(|(n, id)| message_json(id, &[&format!("c{n}@example.org")]))
+        .collect();
+    drain(
+        &queue,
+        &server,
+        &messages,
+        &["--sessions", "1", "--messages-per-connection", "10"],
+    );
+    let received = server.messages();
+    assert_each_once(&received, &ids);
+    let mut per_connection = std::collections::BTreeMap::<u64, usize>::new();
+    for m in &received {
+        *per_connection.entry(m.connection).or_default() += 1;
+    }
+    assert_eq!(
+        per_connection.values().copied().collect::<Vec<_>>(),
+        vec![10; 5],
+        "50 messages over connections of 10 each: {per_connection:?}"
+    );
+    assert_eq!(server.connections(), 5);
+}
+
+#[test]
+fn the_worker_closes_idle_connections_itself() {
+    // The server never closes an idle connection: a second connection can
+    // only come from the worker's own idle timeout.
+    let server = Aiosmtpd::start();
+    let queue = SqliteQueue::new();
+    let mut worker = Worker::spawn(
+        &queue.spec(),
+        &[smtp_url(server.port())],
+        &["--sessions", "1", "--idle-timeout", "1"],
+    );
+    let ids = message_ids("expire", 2);
+    enqueue(&queue.spec(), &[message_json(&ids[0], &["e1@example.org"])]);
+    server.wait_for(1, ARRIVAL_TIMEOUT);
+    thread::sleep(Duration::from_millis(2500));
+    worker.assert_running();
+    enqueue(&queue.spec(), &[message_json(&ids[1], &["e2@example.org"])]);
+    server.wait_for(2, ARRIVAL_TIMEOUT);
+    let finished = worker.terminate(Duration::from_secs(20));
+    let received = server.messages();
+    assert_each_once(&received, &ids);
+    assert_eq!(server.connections(), 2, "{}", finished.output());
+    assert!(
+        finished.events_named("deferred").is_empty(),
+        "{}",
+        finished.output()
+    );
+}
+
+#[test]
+fn metrics_over_http_progress_on_request_and_a_clean_stop() {
+    let server = Aiosmtpd::start();
+    let queue = SqliteQueue::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut worker = Worker::spawn(
+        &queue.spec(),
+        &[smtp_url(server.port())],
+        &["--metrics-listen", &listen, "--progress", "always"],
+    );
+    let ids = message_ids("http", 3);
+    let messages: Vec<Value> = ids
+        .iter()
+        .enumerate()
+        .map(|(n, id)| message_json(id, &[&format!("h{n}@example.org")]))
+        .collect();
+    enqueue(&queue.spec(), &messages);
+    server.wait_for(3, ARRIVAL_TIMEOUT);
+    worker.assert_running();
+
+    let scrape = || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&listen).expect("the metrics endpoint");
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("request");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("response");
+        response
+    };
+    // The counters are updated right after the server's reply: give them
+    // a moment.
+    let mut response = scrape();
+    for _ in 0..50 {
+        if response.contains("smtp_mailer_recipients_total{outcome=\"delivered\"} 3") {
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+        response = scrape();
+    }
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    let (_, body) = response.split_once("\r\n\r\n").expect("a body");
+    let samples = prometheus_samples(body);
+    assert_eq!(
+        samples.get("smtp_mailer_recipients_total{outcome=\"delivered\"}"),
+        Some(&3.0),
+        "{body}"
+    );
+    assert!(
+        samples["smtp_mailer_connections_opened_total"] >= 1.0,
+        "{body}"
+    );
+    assert_eq!(
+        samples.get("smtp_mailer_send_duration_seconds_count"),
+        Some(&3.0),
+        "{body}"
+    );
+
+    // SIGTERM: the worker finishes what it holds and exits 0 with its
+    // summary; on request its progress line went to stderr.
+    let finished = worker.terminate(Duration::from_secs(20));
+    finished.assert_success();
+    assert_eq!(finished.count("delivered"), 3, "{}", finished.output());
+    assert!(
+        finished.stderr.contains("delivered 3"),
+        "no progress line: {}",
+        finished.output()
+    );
+}

@@ -1,6 +1,7 @@
 //! Messages read from JSON and made ready for the queue: checked whole
 //! (all or nothing), attachment paths made absolute, and a stable
-//! Message-ID given to each.
+//! Message-ID and Date given to each, so that a retry or a resend after a
+//! crash is the same message.
 
 use std::fmt;
 use std::path::Path;
@@ -98,6 +99,17 @@ fn prepare_one(mut value: Value, base_dir: &Path, mailer: &Mailer) -> Result<New
             id
         }
     };
+    // A fixed Date too, so that every attempt sends the same message.
+    if message.date.is_none() {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        if let Some(object) = value.as_object_mut() {
+            object.insert("date".into(), Value::from(now));
+        }
+        message.date = Some(now);
+    }
     // Check it as the component would, without reading attachment files.
     for attachment in &mut message.attachments {
         if matches!(attachment.content, Content::File(_)) {

@@ -56,7 +56,7 @@ pub fn message(m: JsonMessage) -> Result<types::Message, SendError> {
             })
             .collect(),
         message_id: m.message_id,
-        date: None,
+        date: m.date,
         dkim: None,
     })
 }
