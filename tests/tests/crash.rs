@@ -146,3 +146,41 @@ fn redis_stream_survives_a_killed_consumer() {
     finished.assert_success();
     check_recovery("redis", &server, &ids, at_kill);
 }
+
+#[test]
+fn a_worker_rides_out_a_redis_crash() {
+    let server = Aiosmtpd::start();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let redis = Redis::start_durable(dir.path(), None);
+    let port = redis.port();
+    let queue = redis.address();
+    let (ids, messages) = batch("redis-restart");
+    enqueue(&queue, &messages);
+    let mut worker = Worker::spawn(
+        &queue,
+        &[smtp_url(server.port())],
+        &["--sessions", &SESSIONS.to_string(), "--lease", "3"],
+    );
+    wait_for_arrivals(&server, &mut worker, KILL_AFTER);
+    redis.kill();
+    let at_kill = server.message_count();
+    std::thread::sleep(Duration::from_secs(2));
+    worker.assert_running();
+    // Back on the same port and files: everything it acknowledged is there.
+    let _redis = Redis::start_durable(dir.path(), Some(port));
+    wait_until(
+        &format!("all {TOTAL} messages arrived after Redis came back"),
+        DRAIN_TIMEOUT,
+        || {
+            worker.assert_running();
+            arrivals_by_id(&server.messages()).len() >= TOTAL
+        },
+    );
+    let finished = worker.terminate(Duration::from_secs(20));
+    assert!(
+        finished.events_named("queue-error").len() > 0,
+        "the worker should have reported the lost queue: {}",
+        finished.output()
+    );
+    check_recovery("redis restart", &server, &ids, at_kill);
+}

@@ -98,7 +98,17 @@ pub fn worker(args: WorkerArgs) -> u8 {
             poll: Duration::from_millis(200),
         },
     );
-    let stderr = Mutex::new(());
+    let stderr = Arc::new(Mutex::new(()));
+    let lock = stderr.clone();
+    let worker = worker.on_queue_error(move |e, pause| {
+        let line = json!({
+            "event": "queue-error",
+            "error": e.to_string(),
+            "retry_in_ms": pause.as_millis() as u64,
+        });
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = writeln!(std::io::stderr(), "{line}");
+    });
     let worker = if progress {
         worker
     } else {
@@ -107,7 +117,7 @@ pub fn worker(args: WorkerArgs) -> u8 {
 
     let finished = AtomicBool::new(false);
     let started = Instant::now();
-    let result = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         scope.spawn(|| {
             let mut shown = false;
             while !finished.load(Ordering::SeqCst) {
@@ -125,9 +135,8 @@ pub fn worker(args: WorkerArgs) -> u8 {
                 eprintln!();
             }
         });
-        let result = worker.run(&stop);
+        worker.run(&stop);
         finished.store(true, Ordering::SeqCst);
-        result
     });
     if let Some(path) = &args.metrics_file {
         write_metrics(path, &metrics);
@@ -140,13 +149,7 @@ pub fn worker(args: WorkerArgs) -> u8 {
         "failed": metrics.recipients(RecipientCount::Failed),
     });
     println!("{summary}");
-    match result {
-        Ok(()) => EXIT_OK,
-        Err(e) => {
-            eprintln!("error: {e}");
-            EXIT_TEMPFAIL
-        }
-    }
+    EXIT_OK
 }
 
 fn delivery_options(args: &WorkerArgs) -> Result<DeliveryOptions, String> {

@@ -12,7 +12,6 @@ mod enqueue;
 mod event;
 
 use std::collections::HashMap;
-use std::fmt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -54,30 +53,11 @@ impl Default for WorkerOptions {
     }
 }
 
-/// Why a worker stopped early.
-#[derive(Debug)]
-pub enum WorkerError {
-    /// The queue failed.
-    Queue(QueueError),
-}
-
-impl fmt::Display for WorkerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WorkerError::Queue(e) => write!(f, "the queue failed: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for WorkerError {}
-
-impl From<QueueError> for WorkerError {
-    fn from(e: QueueError) -> Self {
-        WorkerError::Queue(e)
-    }
-}
-
 type Observer = Arc<dyn Fn(&Event) + Send + Sync>;
+type QueueObserver = Arc<dyn Fn(&QueueError, Duration) + Send + Sync>;
+
+/// The longest pause between two tries of an unavailable queue.
+const MAX_QUEUE_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Takes messages from a queue and delivers them.
 pub struct Worker {
@@ -85,6 +65,7 @@ pub struct Worker {
     queue: Arc<dyn Queue>,
     options: WorkerOptions,
     observer: Option<Observer>,
+    queue_observer: Option<QueueObserver>,
     /// The jobs being worked on, by queue id, for heartbeats.
     in_flight: Mutex<HashMap<String, Job>>,
 }
@@ -97,6 +78,7 @@ impl Worker {
             queue,
             options,
             observer: None,
+            queue_observer: None,
             in_flight: Mutex::new(HashMap::new()),
         }
     }
@@ -107,31 +89,29 @@ impl Worker {
         self
     }
 
+    /// Calls `observer` with each failure of the queue (a lost connection
+    /// to Redis, a locked database...) and the pause before the next try.
+    pub fn on_queue_error(
+        mut self,
+        observer: impl Fn(&QueueError, Duration) + Send + Sync + 'static,
+    ) -> Self {
+        self.queue_observer = Some(Arc::new(observer));
+        self
+    }
+
     /// Runs until `stop` is set (or, with `exit_when_empty`, the queue is
-    /// empty), finishing the messages in hand. Returns early when the
-    /// queue fails; the messages in hand are then claimed again later.
-    pub fn run(&self, stop: &AtomicBool) -> Result<(), WorkerError> {
-        let failure: Mutex<Option<QueueError>> = Mutex::new(None);
-        let fail = |e: QueueError| {
-            failure
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get_or_insert(e);
-            stop.store(true, Ordering::SeqCst);
-        };
+    /// empty), finishing the messages in hand.
+    ///
+    /// A queue that fails (Redis restarting, say) is tried again after a
+    /// pause that doubles up to 30 s; a message whose completion could not
+    /// be recorded stays leased and is claimed again after the lease: sent
+    /// twice, never lost.
+    pub fn run(&self, stop: &AtomicBool) {
         std::thread::scope(|scope| {
             for _ in 0..self.options.threads.max(1) {
-                scope.spawn(|| {
-                    if let Err(e) = self.claim_loop(stop) {
-                        fail(e);
-                    }
-                });
+                scope.spawn(|| self.claim_loop(stop));
             }
-            scope.spawn(|| {
-                if let Err(e) = self.housekeeping(stop) {
-                    fail(e);
-                }
-            });
+            scope.spawn(|| self.housekeeping(stop));
         });
         self.deliverer.close_all();
         if let Ok(counts) = self.queue.counts() {
@@ -139,36 +119,57 @@ impl Worker {
                 .metrics()
                 .set_queue(counts.ready, counts.delayed, counts.in_flight);
         }
-        match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            Some(e) => Err(e.into()),
-            None => Ok(()),
-        }
     }
 
-    fn claim_loop(&self, stop: &AtomicBool) -> Result<(), QueueError> {
+    fn claim_loop(&self, stop: &AtomicBool) {
+        let mut backoff = Backoff::default();
         while !stop.load(Ordering::SeqCst) {
-            let jobs = self
+            let jobs = match self
                 .queue
-                .claim(&self.options.consumer, 1, self.options.poll)?;
+                .claim(&self.options.consumer, 1, self.options.poll)
+            {
+                Ok(jobs) => jobs,
+                Err(e) => {
+                    self.queue_failed(&e, backoff.next(), stop);
+                    continue;
+                }
+            };
             if jobs.is_empty() {
-                if self.options.exit_when_empty && self.queue.is_empty()? {
-                    stop.store(true, Ordering::SeqCst);
+                if self.options.exit_when_empty {
+                    match self.queue.is_empty() {
+                        Ok(true) => stop.store(true, Ordering::SeqCst),
+                        Ok(false) => {}
+                        Err(e) => self.queue_failed(&e, backoff.next(), stop),
+                    }
                 }
                 continue;
             }
+            backoff = Backoff::default();
             for job in jobs {
                 self.lock_in_flight().insert(job.id.clone(), job.clone());
                 let result = self.process(&job);
                 self.lock_in_flight().remove(&job.id);
-                result?;
+                if let Err(e) = result {
+                    self.queue_failed(&e, backoff.next(), stop);
+                }
             }
         }
-        Ok(())
+    }
+
+    /// Reports a queue failure and pauses (less if stopped meanwhile).
+    fn queue_failed(&self, e: &QueueError, pause: Duration, stop: &AtomicBool) {
+        if let Some(observer) = &self.queue_observer {
+            observer(e, pause);
+        }
+        let until = Instant::now() + pause;
+        while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Heartbeats for the jobs in hand, idle connections closed, and the
     /// queue's gauges, until stopped.
-    fn housekeeping(&self, stop: &AtomicBool) -> Result<(), QueueError> {
+    fn housekeeping(&self, stop: &AtomicBool) {
         let every = (self.options.lease / 3).min(Duration::from_secs(1));
         let mut last_heartbeat = Instant::now();
         while !stop.load(Ordering::SeqCst) {
@@ -177,18 +178,21 @@ impl Worker {
                 continue;
             }
             last_heartbeat = Instant::now();
-            let jobs: Vec<Job> = self.lock_in_flight().values().cloned().collect();
-            if !jobs.is_empty() {
-                let refs: Vec<&Job> = jobs.iter().collect();
-                self.queue.heartbeat(&self.options.consumer, &refs)?;
-            }
             self.deliverer.close_idle();
-            let counts = self.queue.counts()?;
-            self.deliverer
-                .metrics()
-                .set_queue(counts.ready, counts.delayed, counts.in_flight);
+            let jobs: Vec<Job> = self.lock_in_flight().values().cloned().collect();
+            let refs: Vec<&Job> = jobs.iter().collect();
+            let result = match refs.is_empty() {
+                true => Ok(()),
+                false => self.queue.heartbeat(&self.options.consumer, &refs),
+            };
+            // The claim loops report the queue's failures; a missed
+            // heartbeat only risks a lease running out (a resend).
+            if let Ok(counts) = result.and_then(|()| self.queue.counts()) {
+                self.deliverer
+                    .metrics()
+                    .set_queue(counts.ready, counts.delayed, counts.in_flight);
+            }
         }
-        Ok(())
     }
 
     fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<String, Job>> {
@@ -283,5 +287,19 @@ impl Worker {
         if let Some(observer) = &self.observer {
             observer(&event);
         }
+    }
+}
+
+/// Pauses between tries of a failing queue: 1 s doubling to 30 s.
+#[derive(Default)]
+struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    fn next(&mut self) -> Duration {
+        let pause = Duration::from_secs(1 << self.failures.min(5)).min(MAX_QUEUE_BACKOFF);
+        self.failures += 1;
+        pause
     }
 }

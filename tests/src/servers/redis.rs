@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -32,12 +32,35 @@ fn find_redis() -> PathBuf {
 impl Redis {
     /// Starts a server on a free port and waits until it answers.
     pub fn start() -> Self {
+        Self::launch(free_port(), &["--save", "", "--appendonly", "no"])
+    }
+
+    /// Starts a server that writes every change to an append-only file in
+    /// `dir` before answering (`appendfsync always`), on `port` or a free
+    /// one: killed and started again on the same `dir` and port, it comes
+    /// back with everything it acknowledged.
+    pub fn start_durable(dir: &Path, port: Option<u16>) -> Self {
+        let dir = dir.to_str().expect("a UTF-8 directory");
+        let args = [
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--dir",
+            dir,
+        ];
+        Self::launch(port.unwrap_or_else(free_port), &args)
+    }
+
+    fn launch(port: u16, persistence: &[&str]) -> Self {
         let binary = find_redis();
-        let port = free_port();
         let mut command = Command::new(&binary);
         command
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(persistence)
+            .args(["--daemonize", "no"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
@@ -65,6 +88,16 @@ impl Redis {
             panic!("redis: the server on port {port} did not answer PING within 10 s");
         }
         Redis { child, port }
+    }
+
+    /// The port it listens on, on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills it with SIGKILL, as a crash.
+    pub fn kill(mut self) {
+        kill_group(&mut self.child);
     }
 
     /// The address as Spin writes it: `redis://127.0.0.1:<port>`.
