@@ -136,6 +136,9 @@ pub struct WorkerArgs {
     /// Print the SMTP conversations on standard error.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Sign every message with DKIM.
+    #[command(flatten)]
+    pub dkim: DkimArgs,
     /// Run another build of the component.
     #[arg(long, value_name = "WASM")]
     pub component: Option<PathBuf>,
@@ -330,6 +333,14 @@ pub struct MessageArgs {
     /// The Message-ID, without angle brackets (generated when absent).
     #[arg(long)]
     pub message_id: Option<String>,
+    /// DKIM signing.
+    #[command(flatten)]
+    pub dkim: DkimArgs,
+}
+
+/// DKIM signing: shared by the message options and `worker`.
+#[derive(Debug, Args)]
+pub struct DkimArgs {
     /// Sign with DKIM using this PKCS#8 PEM private key (RSA or Ed25519);
     /// needs --dkim-selector and --dkim-domain.
     #[arg(long, value_name = "PEM", requires_all = ["dkim_selector", "dkim_domain"])]

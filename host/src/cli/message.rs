@@ -5,7 +5,7 @@ use std::path::Path;
 
 use smtp_mailer_host::{Attachment, Dkim, Header, Message};
 
-use super::args::MessageArgs;
+use super::args::{DkimArgs, MessageArgs};
 use smtp_mailer_json::{guess_content_type, parse_list, parse_mailbox};
 
 use smtp_mailer_host::json::{mailbox, parse_message, streamed_file};
@@ -64,16 +64,8 @@ pub fn message_from_args(args: &MessageArgs) -> Result<Message, String> {
     if let Some(id) = &args.message_id {
         message.message_id = Some(id.clone());
     }
-    if let Some(path) = &args.dkim_key {
-        let pem = std::fs::read_to_string(path)
-            .map_err(|e| format!("--dkim-key {}: {e}", path.display()))?;
-        message.dkim = Some(Dkim {
-            domain: args.dkim_domain.clone().unwrap_or_default(),
-            selector: args.dkim_selector.clone().unwrap_or_default(),
-            private_key_pem: pem,
-            identity: args.dkim_identity.clone(),
-            simple_canonicalization: args.dkim_simple,
-        });
+    if let Some(dkim) = dkim_from_args(&args.dkim)? {
+        message.dkim = Some(dkim);
     }
     if message.from.address.is_empty() {
         return Err("no sender: give --from (or \"from\" in --json)".into());
@@ -117,4 +109,20 @@ fn attachment(spec: &str) -> Result<Attachment, String> {
         content,
         content_id: cid,
     })
+}
+
+/// The DKIM settings the flags give, reading the key file.
+pub fn dkim_from_args(args: &DkimArgs) -> Result<Option<Dkim>, String> {
+    let Some(path) = &args.dkim_key else {
+        return Ok(None);
+    };
+    let pem =
+        std::fs::read_to_string(path).map_err(|e| format!("--dkim-key {}: {e}", path.display()))?;
+    Ok(Some(Dkim {
+        domain: args.dkim_domain.clone().unwrap_or_default(),
+        selector: args.dkim_selector.clone().unwrap_or_default(),
+        private_key_pem: pem,
+        identity: args.dkim_identity.clone(),
+        simple_canonicalization: args.dkim_simple,
+    }))
 }

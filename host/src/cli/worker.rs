@@ -14,8 +14,10 @@ use smtp_mailer_host::delivery::{
     Deliverer, DeliveryOptions, Metrics, PoolOptions, Rate, RecipientCount, RetryPolicy,
 };
 use smtp_mailer_host::worker::{Event, Worker, WorkerOptions};
+use smtp_mailer_host::{Mailbox, Message};
 
 use super::args::{Progress, WorkerArgs};
+use super::message::dkim_from_args;
 use super::output::{EXIT_INVALID, EXIT_OK, EXIT_TEMPFAIL};
 use super::queue::open_store;
 use super::url::server_from_args;
@@ -39,6 +41,13 @@ pub fn worker(args: WorkerArgs) -> u8 {
             }
         }
     }
+    let dkim = match dkim_from_args(&args.dkim) {
+        Ok(dkim) => dkim,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_INVALID;
+        }
+    };
     let lease = Duration::from_secs(args.lease.max(1));
     let store = match open_store(&args.queue.queue, lease) {
         Ok(store) => store,
@@ -48,6 +57,20 @@ pub fn worker(args: WorkerArgs) -> u8 {
         Ok(m) => Arc::new(m),
         Err(code) => return code,
     };
+    if let Some(dkim) = &dkim {
+        // A bad key fails now, not once per message.
+        let probe = Message {
+            from: Mailbox::new(format!("dkim-check@{}", dkim.domain)),
+            to: vec![Mailbox::new(format!("dkim-check@{}", dkim.domain))],
+            text: Some("check".into()),
+            dkim: Some(dkim.clone()),
+            ..Message::default()
+        };
+        if let Err(e) = mailer.build_message(&probe) {
+            eprintln!("error: {e}");
+            return EXIT_INVALID;
+        }
+    }
     let metrics = Arc::new(Metrics::default());
     let deliverer = match Deliverer::new(
         mailer,
@@ -96,6 +119,7 @@ pub fn worker(args: WorkerArgs) -> u8 {
             exit_when_empty: args.exit_when_empty,
             lease,
             poll: Duration::from_millis(200),
+            dkim,
         },
     );
     let stderr = Arc::new(Mutex::new(()));

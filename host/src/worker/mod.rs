@@ -21,6 +21,7 @@ use smtp_mailer_queue::{Job, Queue, QueueError};
 
 use crate::delivery::{Deliverer, RecipientCount};
 use crate::json::parse_message;
+use crate::types::Dkim;
 
 pub use enqueue::{prepare, EnqueueError};
 pub use event::{Event, EventKind};
@@ -39,6 +40,8 @@ pub struct WorkerOptions {
     pub lease: Duration,
     /// How long one claim waits for a message.
     pub poll: Duration,
+    /// Sign every message with these DKIM settings.
+    pub dkim: Option<Dkim>,
 }
 
 impl Default for WorkerOptions {
@@ -49,6 +52,7 @@ impl Default for WorkerOptions {
             exit_when_empty: false,
             lease: Duration::from_secs(60),
             poll: Duration::from_millis(200),
+            dkim: None,
         }
     }
 }
@@ -229,6 +233,9 @@ impl Worker {
         };
         if message.message_id.is_none() {
             message.message_id = Some(job.message_id.clone());
+        }
+        if message.dkim.is_none() {
+            message.dkim = self.options.dkim.clone();
         }
         let attempt = self.deliverer.attempt(&message, &job.done);
 
