@@ -211,13 +211,23 @@ pub trait Suppressions: Send + Sync {
     fn list(&self) -> Result<Vec<Suppressed>, QueueError>;
 }
 
-/// A queue and a suppression list kept in the same place.
+/// Rate limits shared by every worker of a store: each key's events are
+/// spaced by an interval across all of them, wherever they run.
+pub trait SharedRate: Send + Sync {
+    /// Reserves the next turn of `key` for events `interval` apart and
+    /// answers how long to wait for it (zero when it is now).
+    fn reserve(&self, key: &str, interval: Duration) -> Result<Duration, QueueError>;
+}
+
+/// A queue, a suppression list and rate limits kept in the same place.
 #[derive(Clone)]
 pub struct Store {
     /// The queue of messages.
     pub queue: Arc<dyn Queue>,
     /// The suppression list.
     pub suppressions: Arc<dyn Suppressions>,
+    /// The rate limits, shared by the workers of this store.
+    pub rates: Arc<dyn SharedRate>,
 }
 
 impl fmt::Debug for Store {
@@ -234,7 +244,8 @@ pub fn open(spec: &str, lease: Duration) -> Result<Store, QueueError> {
         let store = Arc::new(RedisStore::open(spec, lease)?);
         return Ok(Store {
             queue: store.clone(),
-            suppressions: store,
+            suppressions: store.clone(),
+            rates: store,
         });
     }
     if spec.contains("://") {
@@ -246,7 +257,8 @@ pub fn open(spec: &str, lease: Duration) -> Result<Store, QueueError> {
     let store = Arc::new(SqliteStore::open(std::path::Path::new(path), lease)?);
     Ok(Store {
         queue: store.clone(),
-        suppressions: store,
+        suppressions: store.clone(),
+        rates: store,
     })
 }
 

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::resp::{Cmd, Conn, Reply, REPLY_TIMEOUT};
 use crate::{
-    duration_ms, from_millis, millis, Job, NewMessage, Queue, QueueCounts, QueueError, Suppressed,
-    Suppressions,
+    duration_ms, from_millis, millis, Job, NewMessage, Queue, QueueCounts, QueueError, SharedRate,
+    Suppressed, Suppressions,
 };
 
 /// The stream's key when the spec names none.
@@ -83,6 +83,18 @@ redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
 return 1
+";
+
+/// Reserves the next turn of the rate key KEYS[1] for events ARGV[1] ms
+/// apart, by the server's clock (so workers on many machines agree);
+/// returns the wait in ms. The key expires once it no longer matters.
+const RESERVE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local start = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
+local interval = tonumber(ARGV[1])
+redis.call('SET', KEYS[1], start + interval, 'PX', start - now + interval + 1000)
+return start - now
 ";
 
 /// Where and how to connect; `Debug` leaves the password out.
@@ -786,5 +798,17 @@ mod tests {
         job.token = "c".into();
         let m = delayed_member(&job);
         assert_eq!(m, b"1-0:3:7:<a:b@x>{\"x\":1}");
+    }
+}
+
+impl SharedRate for RedisStore {
+    fn reserve(&self, key: &str, interval: Duration) -> Result<Duration, QueueError> {
+        let cmd = Cmd::new("EVAL")
+            .arg(RESERVE)
+            .num(1)
+            .arg(format!("{}:rate:{key}", self.config.stream))
+            .num(duration_ms(interval).max(1));
+        let wait = self.with_conn(|c| c.call(cmd)?.int("the rate reservation"))?;
+        Ok(Duration::from_millis(u64::try_from(wait).unwrap_or(0)))
     }
 }

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant, SystemTime};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::{
-    duration_ms, from_millis, millis, Job, NewMessage, Queue, QueueCounts, QueueError, Suppressed,
-    Suppressions,
+    duration_ms, from_millis, millis, Job, NewMessage, Queue, QueueCounts, QueueError, SharedRate,
+    Suppressed, Suppressions,
 };
 
 const SCHEMA: &str = "
@@ -39,6 +39,10 @@ CREATE TABLE IF NOT EXISTS suppressed (
     address TEXT PRIMARY KEY,
     reason TEXT NOT NULL,
     since INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rates (
+    key TEXT PRIMARY KEY,
+    next_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 ";
 
@@ -419,4 +423,31 @@ fn row_to_suppressed(r: &rusqlite::Row<'_>) -> rusqlite::Result<Suppressed> {
         reason: r.get(1)?,
         since: from_millis(r.get(2)?),
     })
+}
+
+impl SharedRate for SqliteStore {
+    fn reserve(&self, key: &str, interval: Duration) -> Result<Duration, QueueError> {
+        let now = millis(SystemTime::now());
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        let next: Option<i64> = tx
+            .query_row("SELECT next_ms FROM rates WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(sql)?;
+        let start = next.unwrap_or(now).max(now);
+        tx.execute(
+            "INSERT INTO rates (key, next_ms) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET next_ms = excluded.next_ms",
+            params![key, start.saturating_add(duration_ms(interval))],
+        )
+        .map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(Duration::from_millis(
+            u64::try_from(start - now).unwrap_or(0),
+        ))
+    }
 }

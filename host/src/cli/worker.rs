@@ -79,7 +79,7 @@ pub fn worker(args: WorkerArgs) -> u8 {
         Some(store.suppressions.clone()),
         metrics.clone(),
     ) {
-        Ok(d) => Arc::new(d),
+        Ok(d) => Arc::new(d.share_rates(store.rates.clone())),
         Err(e) => {
             eprintln!("error: {e}");
             return EXIT_INVALID;

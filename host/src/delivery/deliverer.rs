@@ -4,8 +4,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
-use smtp_mailer_queue::Suppressions;
+use smtp_mailer_queue::{SharedRate, Suppressions};
 
 use crate::error::Error;
 use crate::mailer::Mailer;
@@ -69,9 +70,10 @@ impl Attempt {
 /// the suppression list. Shared by the threads of a worker.
 pub struct Deliverer {
     mailer: Arc<Mailer>,
-    relays: Vec<(SessionPool, Option<TokenBucket>)>,
-    domains: HashMap<String, TokenBucket>,
+    relays: Vec<(SessionPool, Option<Limit>)>,
+    domains: HashMap<String, Limit>,
     suppressions: Option<Arc<dyn Suppressions>>,
+    shared_rates: Option<Arc<dyn SharedRate>>,
     metrics: Arc<Metrics>,
     options: DeliveryOptions,
 }
@@ -93,22 +95,56 @@ impl Deliverer {
             .into_iter()
             .map(|server| {
                 let pool = SessionPool::new(mailer.clone(), server, options.pool, metrics.clone());
-                (pool, options.relay_rate.map(TokenBucket::new))
+                let limit = options.relay_rate.map(|rate| Limit {
+                    key: format!("relay:{}", pool.relay()),
+                    bucket: TokenBucket::new(rate),
+                });
+                (pool, limit)
             })
             .collect();
         let domains = options
             .domain_rates
             .iter()
-            .map(|(domain, rate)| (domain.to_ascii_lowercase(), TokenBucket::new(*rate)))
+            .map(|(domain, rate)| {
+                let domain = domain.to_ascii_lowercase();
+                let limit = Limit {
+                    key: format!("domain:{domain}"),
+                    bucket: TokenBucket::new(*rate),
+                };
+                (domain, limit)
+            })
             .collect();
         Ok(Deliverer {
             mailer,
             relays,
             domains,
             suppressions,
+            shared_rates: None,
             metrics,
             options,
         })
+    }
+
+    /// Keeps the rate limits' turns in `rates`, shared with every other
+    /// worker of the same queue, so that the limits hold for all of them
+    /// together. When `rates` fails, this process's own turns stand in.
+    pub fn share_rates(mut self, rates: Arc<dyn SharedRate>) -> Self {
+        self.shared_rates = Some(rates);
+        self
+    }
+
+    /// Waits for the next turn of `limit`.
+    fn take(&self, limit: &Limit) {
+        let interval = limit.bucket.interval();
+        let wait = match &self.shared_rates {
+            Some(rates) => rates
+                .reserve(&limit.key, interval)
+                .unwrap_or_else(|_| limit.bucket.reserve(Instant::now())),
+            None => limit.bucket.reserve(Instant::now()),
+        };
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
     }
 
     /// The options it was made with.
@@ -183,19 +219,19 @@ impl Deliverer {
             return self.counted(attempt);
         }
         for address in &remaining {
-            if let Some(bucket) = self.domains.get(&domain_of(address)) {
-                bucket.take();
+            if let Some(limit) = self.domains.get(&domain_of(address)) {
+                self.take(limit);
             }
         }
         // The message as built once, for sends to part of the envelope.
         let mut built: Option<Result<Content, Error>> = None;
         let mut last_reasons: HashMap<String, String> = HashMap::new();
-        for (pool, bucket) in &self.relays {
+        for (pool, limit) in &self.relays {
             if remaining.is_empty() {
                 break;
             }
-            if let Some(bucket) = bucket {
-                bucket.take();
+            if let Some(limit) = limit {
+                self.take(limit);
             }
             let whole = remaining.len() == all.len();
             let result = if whole {
@@ -257,6 +293,13 @@ impl Deliverer {
         m.count(RecipientCount::Suppressed, attempt.suppressed.len());
         attempt
     }
+}
+
+/// A rate limit: its key among the shared limits, and this process's own
+/// turns.
+struct Limit {
+    key: String,
+    bucket: TokenBucket,
 }
 
 /// The envelope's recipients: To, Cc and Bcc, each address once.

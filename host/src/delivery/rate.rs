@@ -77,6 +77,11 @@ impl TokenBucket {
         }
     }
 
+    /// The time between two events.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
     /// Reserves the next turn and returns how long to wait for it.
     pub fn reserve(&self, now: Instant) -> Duration {
         let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
