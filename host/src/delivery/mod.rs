@@ -6,6 +6,44 @@
 //! A [`Deliverer`] makes one attempt of one message; the queue worker
 //! ([`crate::worker`]) decides when the next attempt happens and remembers
 //! which recipients are finished.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use smtp_mailer_host::delivery::{Deliverer, DeliveryOptions, Metrics, PoolOptions};
+//! use smtp_mailer_host::{Mailbox, Mailer, Message, Server};
+//!
+//! let mailer = Arc::new(Mailer::new()?);
+//! let relays = vec![
+//!     Server::new("smtp1.example.org", 587),
+//!     Server::new("smtp2.example.org", 587),
+//! ];
+//! let options = DeliveryOptions {
+//!     pool: PoolOptions { max_sessions: 8, ..PoolOptions::default() },
+//!     relay_rate: Some("50/s".parse().expect("a rate")),
+//!     ..DeliveryOptions::default()
+//! };
+//! let metrics = Arc::new(Metrics::default());
+//! let deliverer = Deliverer::new(mailer, relays, options, None, metrics.clone())?;
+//! let message = Message {
+//!     from: Mailbox::new("shop@example.org"),
+//!     to: vec![Mailbox::new("ada@example.org"), Mailbox::new("alan@example.org")],
+//!     subject: "Your receipt".into(),
+//!     text: Some("Thanks!".into()),
+//!     ..Message::default()
+//! };
+//! let attempt = deliverer.attempt(&message, &[]);
+//! for (address, relay) in &attempt.delivered {
+//!     println!("{address}: accepted by {relay}");
+//! }
+//! // Retry these later, with the others as `done`, so only they go again.
+//! let done: Vec<String> = attempt.finished().map(String::from).collect();
+//! for refusal in &attempt.deferred {
+//!     println!("{}: {} (retry later)", refusal.address, refusal.reason);
+//! }
+//! # let _ = done;
+//! print!("{}", metrics.render_prometheus());
+//! # Ok::<(), smtp_mailer_host::Error>(())
+//! ```
 
 mod deliverer;
 mod metrics;
