@@ -110,39 +110,9 @@ install_python_tools() {
 }
 
 install_exim() {
-    local dir=$tools/exim
-    local exim=$dir/usr/sbin/exim4
+    local exim=$tools/exim/usr/sbin/exim4
 
-    if [[ ! -x $exim ]]; then
-        need_root "unpacking exim"
-        command -v apt-get >/dev/null || fail "apt-get not found: the Exim fixture needs Debian's $EXIM_PACKAGE"
-        local download
-        download=$(mktemp -d)
-        # apt's sandbox user cannot write to a root-only temporary directory.
-        (cd "$download" && apt_retry apt-get download -o APT::Sandbox::User=root "$EXIM_PACKAGE") \
-            || { rm -rf "$download"; exit 1; }
-        local deb
-        deb=$(ls "$download"/"$EXIM_PACKAGE"_*.deb)
-        rm -rf "$dir.tmp"
-        mkdir -p "$dir.tmp"
-        quiet dpkg-deb -x "$deb" "$dir.tmp" || fail "dpkg-deb -x $deb failed"
-        dpkg-deb -f "$deb" Version >"$dir.tmp/VERSION"
-        dpkg-deb -f "$deb" Depends >"$dir.tmp/DEPENDS"
-        rm -rf "$dir" "$download"
-        mv "$dir.tmp" "$dir"
-    fi
-
-    # Shared libraries: install the package's library dependencies if any is missing.
-    if ldd "$exim" | grep -q 'not found'; then
-        need_root "installing exim's libraries"
-        local libs
-        libs=$(tr ',' '\n' <"$dir/DEPENDS" | sed -E 's/\(.*\)//; s/\|.*//; s/[[:space:]]//g' | grep '^lib' | sort -u)
-        # shellcheck disable=SC2086
-        DEBIAN_FRONTEND=noninteractive apt_retry apt-get install -y --no-install-recommends $libs
-        if ldd "$exim" | grep -q 'not found'; then
-            fail "exim still lacks libraries: $(ldd "$exim" | grep 'not found' | tr -s ' \t\n' ' ')"
-        fi
-    fi
+    unpack_debian "$EXIM_PACKAGE" exim usr/sbin/exim4
 
     # Debian's build looks its user up by name at start (EXIM_USER=ref:Debian-exim).
     if ! getent passwd Debian-exim >/dev/null; then
@@ -163,6 +133,7 @@ unpack_debian() {
         command -v apt-get >/dev/null || fail "apt-get not found: the tests need Debian's $package"
         local download
         download=$(mktemp -d)
+        # apt's sandbox user cannot write to a root-only temporary directory.
         (cd "$download" && apt_retry apt-get download -o APT::Sandbox::User=root "$package") \
             || { rm -rf "$download"; exit 1; }
         local deb

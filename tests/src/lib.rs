@@ -1,5 +1,6 @@
 //! End-to-end test support for SmtpMailer.
 
+pub mod dkim;
 pub mod large;
 pub mod scripted;
 pub mod serve;

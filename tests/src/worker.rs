@@ -368,45 +368,46 @@ impl Worker {
     /// after `timeout`.
     #[track_caller]
     pub fn wait(mut self, timeout: Duration) -> Finished {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return self.finished(status);
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let status = self.child.wait().expect("wait");
-                let finished = self.finished(status);
-                panic!(
-                    "`smtp-mailer {}` did not exit within {timeout:?}; {}",
-                    self.args.join(" "),
-                    finished.output()
-                );
-            }
-            thread::sleep(Duration::from_millis(50));
+        let (finished, exited) = self.wait_or_kill(timeout);
+        if !exited {
+            panic!(
+                "`smtp-mailer {}` did not exit within {timeout:?}; {}",
+                self.args.join(" "),
+                finished.output()
+            );
         }
+        finished
     }
 
     /// Sends SIGTERM and waits up to `grace` for it to exit, then SIGKILL.
     pub fn terminate(mut self, grace: Duration) -> Finished {
         // SAFETY: kill(2) on our own child's pid, not yet reaped.
         unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + grace;
+        self.wait_or_kill(grace).0
+    }
+
+    /// SIGKILL (as a crash), and reaps it.
+    pub fn kill(mut self) -> Finished {
+        self.kill_and_reap()
+    }
+
+    /// Waits up to `timeout` for it to exit, then SIGKILL: what it left, and
+    /// whether it exited by itself.
+    fn wait_or_kill(&mut self, timeout: Duration) -> (Finished, bool) {
+        let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return self.finished(status);
+                return (self.finished(status), true);
             }
             if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let status = self.child.wait().expect("wait");
-                return self.finished(status);
+                return (self.kill_and_reap(), false);
             }
             thread::sleep(Duration::from_millis(50));
         }
     }
 
-    /// SIGKILL (as a crash), and reaps it.
-    pub fn kill(mut self) -> Finished {
+    /// SIGKILL, and reaps it.
+    fn kill_and_reap(&mut self) -> Finished {
         let _ = self.child.kill();
         let status = self.child.wait().expect("wait");
         self.finished(status)

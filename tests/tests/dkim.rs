@@ -2,70 +2,13 @@
 //! messages sent by the CLI to aiosmtpd, every stored message verified by
 //! dkimpy (PyPI) with its DNS lookup answered from the printed record.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
+use smtp_mailer_tests::dkim::{dkimpy, keygen};
 use smtp_mailer_tests::servers::Aiosmtpd;
 use smtp_mailer_tests::support::run_cli;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-const VERIFY: &str = r#"
-import sys, dkim, nacl
-record = sys.argv[2].encode()
-message = open(sys.argv[1], "rb").read()
-print("pass" if dkim.verify(message, dnsfunc=lambda name, timeout=5: record) else "fail")
-"#;
-
-/// dkimpy's verdict.
-fn dkimpy(message: &[u8], record: &str) -> bool {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("m.eml");
-    std::fs::write(&path, message).unwrap();
-    let out = Command::new("python3")
-        .args(["-c", VERIFY])
-        .arg(&path)
-        .arg(record)
-        .output()
-        .expect("python3 runs (install Python 3)");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !stderr.contains("No module named"),
-        "dkimpy or PyNaCl is missing: run scripts/install-test-tools.sh: {stderr}"
-    );
-    String::from_utf8_lossy(&out.stdout).trim() == "pass"
-}
-
-/// A new key from the CLI, and the TXT record's text.
-fn keygen(dir: &Path, algorithm: &str, selector: &str) -> (String, String) {
-    let key = dir.join(format!("{selector}.pem"));
-    let out = run_cli(
-        &[
-            "dkim-keygen",
-            "--algorithm",
-            algorithm,
-            "--selector",
-            selector,
-            "--domain",
-            "example.org",
-            "--out",
-            key.to_str().unwrap(),
-        ],
-        None,
-        &[],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = String::from_utf8(out.stdout).unwrap();
-    assert!(line.starts_with(&format!("{selector}._domainkey.example.org. IN TXT (")));
-    // The record's strings, joined, as a resolver returns them.
-    let record: String = line.split('"').skip(1).step_by(2).collect();
-    (key.to_str().unwrap().to_string(), record)
-}
 
 #[test]
 fn signed_sends_verify_with_dkimpy_for_both_algorithms() {
@@ -88,7 +31,7 @@ fn signed_sends_verify_with_dkimpy_for_both_algorithms() {
     );
     let mut sent = 0;
     for (algorithm, selector) in [("ed25519", "ed"), ("rsa", "rsa")] {
-        let (key, record) = keygen(dir.path(), algorithm, selector);
+        let (key, record) = keygen(dir.path(), algorithm, selector, "example.org");
         for simple in [false, true] {
             let mut args = vec![
                 "send",

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use mail_parser::MimeHeaders;
-use smtp_mailer_host::{Attachment, Content, Envelope, ErrorKind, Mailer, Stage};
+use smtp_mailer_host::{Attachment, Content, Envelope, ErrorKind, Mailer, Message, Stage};
 use smtp_mailer_tests::large::{random_file, run_measured, sha256};
 use smtp_mailer_tests::scripted::Scripted;
 use smtp_mailer_tests::servers::{Aiosmtpd, AiosmtpdOptions, Exim, EximOptions};
@@ -45,6 +45,27 @@ fn only_attachment(data: &[u8]) -> (String, Vec<u8>) {
         part.attachment_name().unwrap_or_default().to_string(),
         part.contents().to_vec(),
     )
+}
+
+/// A message to bob@example.test with one attachment, `filename` of
+/// `content_type`, streamed from the file at `path`.
+fn with_attachment(path: PathBuf, filename: &str, content_type: &str) -> Message {
+    let mut msg = message(&["bob@example.test"]);
+    msg.attachments.push(Attachment {
+        filename: filename.into(),
+        content_type: content_type.into(),
+        content: Content::File(path),
+        content_id: None,
+    });
+    msg
+}
+
+/// The envelope of the raw messages: from a@example.test to bob@example.test.
+fn envelope() -> Envelope {
+    Envelope {
+        reverse_path: "a@example.test".into(),
+        forward_paths: vec!["bob@example.test".into()],
+    }
 }
 
 #[test]
@@ -117,13 +138,7 @@ fn a_100_mib_attachment_streams_through_aiosmtpd_after_data_in_16_mib() {
         .memory_limit(GUEST_LIMIT)
         .build()
         .expect("the mailer loads");
-    let mut msg = message(&["bob@example.test"]);
-    msg.attachments.push(Attachment {
-        filename: "report.bin".into(),
-        content_type: "application/octet-stream".into(),
-        content: Content::File(path.clone()),
-        content_id: None,
-    });
+    let msg = with_attachment(path.clone(), "report.bin", "application/octet-stream");
     let mut session = small.open_session(&loopback(server.port())).unwrap();
     let report = session.send(&msg).expect("the send succeeds");
     let peak = session.peak_memory();
@@ -160,13 +175,7 @@ fn a_streamed_attachment_over_the_servers_size_is_refused_before_any_content() {
         size_limit: Some(1 << 20),
         ..Default::default()
     });
-    let mut msg = message(&["bob@example.test"]);
-    msg.attachments.push(Attachment {
-        filename: "big.bin".into(),
-        content_type: "application/octet-stream".into(),
-        content: Content::File(path),
-        content_id: None,
-    });
+    let msg = with_attachment(path, "big.bin", "application/octet-stream");
     let err = mailer()
         .send(&loopback(server.port()), &msg)
         .expect_err("over the limit");
@@ -195,13 +204,7 @@ fn a_552_after_streamed_data_is_a_permanent_error() {
         c.hear_line(); // QUIT
         c.say("221 bye\r\n");
     });
-    let mut msg = message(&["bob@example.test"]);
-    msg.attachments.push(Attachment {
-        filename: "a.bin".into(),
-        content_type: "application/octet-stream".into(),
-        content: Content::File(path),
-        content_id: None,
-    });
+    let msg = with_attachment(path, "a.bin", "application/octet-stream");
     let err = mailer()
         .send(&loopback(server.port()), &msg)
         .expect_err("refused");
@@ -246,13 +249,7 @@ fn a_refused_bdat_chunk_stops_the_content() {
         );
         c.say("221 bye\r\n");
     });
-    let mut msg = message(&["bob@example.test"]);
-    msg.attachments.push(Attachment {
-        filename: "a.bin".into(),
-        content_type: "application/octet-stream".into(),
-        content: Content::File(path),
-        content_id: None,
-    });
+    let msg = with_attachment(path, "a.bin", "application/octet-stream");
     let err = mailer()
         .send(&loopback(server.port()), &msg)
         .expect_err("refused");
@@ -277,12 +274,8 @@ fn a_raw_message_streamed_from_a_file_arrives_as_written() {
     }
     std::fs::write(&path, &raw).unwrap();
     let server = Aiosmtpd::start();
-    let envelope = Envelope {
-        reverse_path: "a@example.test".into(),
-        forward_paths: vec!["bob@example.test".into()],
-    };
     mailer()
-        .send_raw(&loopback(server.port()), &envelope, &Content::File(path))
+        .send_raw(&loopback(server.port()), &envelope(), &Content::File(path))
         .expect("sent");
     let got = server.wait_for(1, WAIT);
     let expected = String::from_utf8(raw).unwrap().replace('\n', "\r\n");
@@ -308,12 +301,8 @@ fn eight_bit_bytes_in_a_streamed_raw_message_abort_without_8bitmime() {
         c.say("250 ok\r\n250 ok\r\n354 go ahead\r\n");
         c.drain();
     });
-    let envelope = Envelope {
-        reverse_path: "a@example.test".into(),
-        forward_paths: vec!["bob@example.test".into()],
-    };
     let err = mailer()
-        .send_raw(&loopback(server.port()), &envelope, &Content::File(path))
+        .send_raw(&loopback(server.port()), &envelope(), &Content::File(path))
         .expect_err("aborted");
     assert!(matches!(err.kind, ErrorKind::Unsupported(_)), "{err:?}");
     assert!(err.message.contains("8BITMIME"), "{}", err.message);
@@ -337,13 +326,7 @@ fn a_streamed_attachment_goes_through_starttls() {
     let mut settings = smtp_mailer_host::Server::new("localhost", server.port());
     settings.connect_address = Some("127.0.0.1".into());
     settings.ca_pem = Some(pki.ca_pem.clone());
-    let mut msg = message(&["bob@example.test"]);
-    msg.attachments.push(Attachment {
-        filename: "scan.pdf".into(),
-        content_type: "application/pdf".into(),
-        content: Content::File(path),
-        content_id: None,
-    });
+    let msg = with_attachment(path, "scan.pdf", "application/pdf");
     mailer().send(&settings, &msg).expect("sent over TLS");
     let got = server.wait_for(1, WAIT);
     assert!(got[0].tls, "the message came over TLS");
@@ -370,13 +353,7 @@ fn a_file_that_changes_length_during_the_send_aborts_it() {
         c.say("250 ok\r\n250 ok\r\n354 go ahead\r\n");
         c.drain();
     });
-    let mut msg = message(&["bob@example.test"]);
-    msg.attachments.push(Attachment {
-        filename: "log.txt".into(),
-        content_type: "text/plain".into(),
-        content: Content::File(path),
-        content_id: None,
-    });
+    let msg = with_attachment(path, "log.txt", "text/plain");
     let err = mailer()
         .send(&loopback(server.port()), &msg)
         .expect_err("aborted");

@@ -14,7 +14,7 @@ use smtp_mailer_tests::servers::{Aiosmtpd, AiosmtpdOptions};
 use smtp_mailer_tests::worker::{
     arrivals_by_id, assert_each_once, check_enqueued, closed_port, enqueue, message_ids,
     message_json, prometheus_samples, received_id, run_cli_for, smtp_url, suppression,
-    suppression_list, SqliteQueue, Worker,
+    suppression_list, Finished, SqliteQueue, Worker,
 };
 
 /// How long a worker with `--exit-when-empty` may take; the machine is slow
@@ -26,18 +26,52 @@ const ARRIVAL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Enqueues `messages`, runs a worker with `--exit-when-empty` and `args`
 /// against `server` until it exits, and asserts that it succeeded.
-fn drain(
-    queue: &SqliteQueue,
-    server: &Aiosmtpd,
-    messages: &[Value],
-    args: &[&str],
-) -> smtp_mailer_tests::worker::Finished {
+fn drain(queue: &SqliteQueue, server: &Aiosmtpd, messages: &[Value], args: &[&str]) -> Finished {
     enqueue(&queue.spec(), messages);
+    run_until_empty(queue, &[smtp_url(server.port())], args)
+}
+
+/// Runs a worker with `--exit-when-empty` and `args` on `queue` against
+/// `servers` until it exits, and asserts that it succeeded.
+fn run_until_empty(queue: &SqliteQueue, servers: &[String], args: &[&str]) -> Finished {
     let mut all = vec!["--exit-when-empty"];
     all.extend_from_slice(args);
-    let finished = Worker::spawn(&queue.spec(), &[smtp_url(server.port())], &all).wait(RUN_TIMEOUT);
+    let finished = Worker::spawn(&queue.spec(), servers, &all).wait(RUN_TIMEOUT);
     finished.assert_success();
     finished
+}
+
+/// Messages with the ids `ids`, message `n` to the one recipient `to(n)`.
+fn messages_to(ids: &[String], to: impl Fn(usize) -> String) -> Vec<Value> {
+    ids.iter()
+        .enumerate()
+        .map(|(n, id)| message_json(id, &[&to(n)]))
+        .collect()
+}
+
+/// Starts a worker with one session and `--idle-timeout idle_timeout`, then
+/// sends it two messages tagged `tag`, to `to[0]` and `to[1]`, 2.5 s apart,
+/// each awaited at the server; returns the worker, still running, and the ids.
+fn two_messages_apart(
+    queue: &SqliteQueue,
+    server: &Aiosmtpd,
+    tag: &str,
+    idle_timeout: &str,
+    to: [&str; 2],
+) -> (Worker, Vec<String>) {
+    let mut worker = Worker::spawn(
+        &queue.spec(),
+        &[smtp_url(server.port())],
+        &["--sessions", "1", "--idle-timeout", idle_timeout],
+    );
+    let ids = message_ids(tag, 2);
+    enqueue(&queue.spec(), &[message_json(&ids[0], &[to[0]])]);
+    server.wait_for(1, ARRIVAL_TIMEOUT);
+    thread::sleep(Duration::from_millis(2500));
+    worker.assert_running();
+    enqueue(&queue.spec(), &[message_json(&ids[1], &[to[1]])]);
+    server.wait_for(2, ARRIVAL_TIMEOUT);
+    (worker, ids)
 }
 
 /// How many times the server was offered `address` in RCPT, and the codes.
@@ -55,11 +89,7 @@ fn pool_reuses_a_few_connections_for_many_messages() {
     let server = Aiosmtpd::start();
     let queue = SqliteQueue::new();
     let ids = message_ids("pool", 200);
-    let messages: Vec<Value> = ids
-        .iter()
-        .enumerate()
-        .map(|(n, id)| message_json(id, &[&format!("r{n}@example.org")]))
-        .collect();
+    let messages = messages_to(&ids, |n| format!("r{n}@example.org"));
     // One JSON array on stdin this time (the other tests send JSON lines).
     let out = run_cli_for(
         &["enqueue", "--queue", &queue.spec()],
@@ -68,19 +98,11 @@ fn pool_reuses_a_few_connections_for_many_messages() {
     );
     check_enqueued(&out, &messages);
 
-    let finished = Worker::spawn(
-        &queue.spec(),
+    let finished = run_until_empty(
+        &queue,
         &[smtp_url(server.port())],
-        &[
-            "--sessions",
-            "4",
-            "--messages-per-connection",
-            "100",
-            "--exit-when-empty",
-        ],
-    )
-    .wait(RUN_TIMEOUT);
-    finished.assert_success();
+        &["--sessions", "4", "--messages-per-connection", "100"],
+    );
     assert_eq!(finished.count("delivered"), 200, "{}", finished.output());
 
     let received = server.messages();
@@ -108,27 +130,15 @@ fn connection_closed_by_the_server_while_idle_is_replaced() {
         ..Default::default()
     });
     let queue = SqliteQueue::new();
-    let mut worker = Worker::spawn(
-        &queue.spec(),
-        &[smtp_url(server.port())],
-        &["--sessions", "1", "--idle-timeout", "30"],
+    // Between the two, the server says 421 and closes the pooled connection
+    // after 1 s; the worker still holds it for up to 30 s.
+    let (worker, ids) = two_messages_apart(
+        &queue,
+        &server,
+        "idle",
+        "30",
+        ["idle1@example.org", "idle2@example.org"],
     );
-    let ids = message_ids("idle", 2);
-
-    enqueue(
-        &queue.spec(),
-        &[message_json(&ids[0], &["idle1@example.org"])],
-    );
-    server.wait_for(1, ARRIVAL_TIMEOUT);
-    // The server says 421 and closes the pooled connection after 1 s; the
-    // worker still holds it for up to 30 s.
-    thread::sleep(Duration::from_millis(2500));
-    worker.assert_running();
-    enqueue(
-        &queue.spec(),
-        &[message_json(&ids[1], &["idle2@example.org"])],
-    );
-    server.wait_for(2, ARRIVAL_TIMEOUT);
     // Room for a duplicate to show up.
     thread::sleep(Duration::from_secs(1));
     let connections = server.connections();
@@ -164,17 +174,13 @@ fn a_421_mid_batch_defers_only_that_message_and_it_is_retried() {
     let queue = SqliteQueue::new();
     let ids = message_ids("421", 20);
     let flaky = "once421.a@example.org";
-    let messages: Vec<Value> = ids
-        .iter()
-        .enumerate()
-        .map(|(n, id)| {
-            if n == 9 {
-                message_json(id, &[flaky])
-            } else {
-                message_json(id, &[&format!("n{n}@example.org")])
-            }
-        })
-        .collect();
+    let messages = messages_to(&ids, |n| {
+        if n == 9 {
+            flaky.to_owned()
+        } else {
+            format!("n{n}@example.org")
+        }
+    });
     // One session, so the 421 closes the connection that the rest of the
     // batch was going over.
     let finished = drain(
@@ -360,11 +366,7 @@ fn relay_rate_spaces_messages() {
     let server = Aiosmtpd::start();
     let queue = SqliteQueue::new();
     let ids = message_ids("rate", 10);
-    let messages: Vec<Value> = ids
-        .iter()
-        .enumerate()
-        .map(|(n, id)| message_json(id, &[&format!("r{n}@example.org")]))
-        .collect();
+    let messages = messages_to(&ids, |n| format!("r{n}@example.org"));
     let finished = drain(
         &queue,
         &server,
@@ -390,18 +392,14 @@ fn domain_rate_slows_only_that_domain() {
     let ids = message_ids("domain-rate", 12);
     // Alternating, so that a limit applied to everything would delay the
     // fast domain too.
-    let messages: Vec<Value> = ids
-        .iter()
-        .enumerate()
-        .map(|(n, id)| {
-            let domain = if n % 2 == 0 {
-                "slow.example"
-            } else {
-                "fast.example"
-            };
-            message_json(id, &[&format!("r{n}@{domain}")])
-        })
-        .collect();
+    let messages = messages_to(&ids, |n| {
+        let domain = if n % 2 == 0 {
+            "slow.example"
+        } else {
+            "fast.example"
+        };
+        format!("r{n}@{domain}")
+    });
     let finished = drain(
         &queue,
         &server,
@@ -433,20 +431,14 @@ fn failover_skips_a_relay_that_refuses_connections() {
     let server = Aiosmtpd::start();
     let queue = SqliteQueue::new();
     let ids = message_ids("failover", 5);
-    let messages: Vec<Value> = ids
-        .iter()
-        .enumerate()
-        .map(|(n, id)| message_json(id, &[&format!("f{n}@example.org")]))
-        .collect();
+    let messages = messages_to(&ids, |n| format!("f{n}@example.org"));
     enqueue(&queue.spec(), &messages);
     let dead = closed_port();
-    let finished = Worker::spawn(
-        &queue.spec(),
+    let finished = run_until_empty(
+        &queue,
         &[smtp_url(dead), smtp_url(server.port())],
-        &["--exit-when-empty", "--retry-base-ms", "100"],
-    )
-    .wait(RUN_TIMEOUT);
-    finished.assert_success();
+        &["--retry-base-ms", "100"],
+    );
 
     assert_each_once(&server.messages(), &ids);
     assert_eq!(finished.count("delivered"), 5, "{}", finished.output());
@@ -581,13 +573,7 @@ fn enqueue_rejects_a_batch_with_one_bad_message() {
         String::from_utf8_lossy(&out.stdout)
     );
 
-    let finished = Worker::spawn(
-        &queue.spec(),
-        &[smtp_url(server.port())],
-        &["--exit-when-empty"],
-    )
-    .wait(RUN_TIMEOUT);
-    finished.assert_success();
+    let finished = run_until_empty(&queue, &[smtp_url(server.port())], &[]);
     for outcome in ["delivered", "deferred", "bounced", "suppressed", "failed"] {
         assert_eq!(finished.count(outcome), 0, "{}", finished.output());
     }
@@ -617,13 +603,7 @@ fn enqueue_assigns_a_stable_message_id() {
         assigned.contains('@') && !assigned.contains('<'),
         "a Message-ID without angle brackets expected, got {assigned:?}"
     );
-    let finished = Worker::spawn(
-        &queue.spec(),
-        &[smtp_url(server.port())],
-        &["--exit-when-empty"],
-    )
-    .wait(RUN_TIMEOUT);
-    finished.assert_success();
+    let finished = run_until_empty(&queue, &[smtp_url(server.port())], &[]);
     assert_each_once(&server.messages(), &[assigned.clone()]);
     assert!(
         names_message(&finished.events_named("delivered"), assigned),
@@ -646,11 +626,7 @@ fn messages_per_connection_caps_each_connection() {
     let server = Aiosmtpd::start();
     let queue = SqliteQueue::new();
     let ids = message_ids("cap", 50);
-    let messages: Vec<Value> = ids
-        .iter()
-        .enumerate()
-        .map(|(n, id)| message_json(id, &[&format!("c{n}@example.org")]))
-        .collect();
+    let messages = messages_to(&ids, |n| format!("c{n}@example.org"));
     drain(
         &queue,
         &server,
@@ -677,18 +653,13 @@ fn the_worker_closes_idle_connections_itself() {
     // only come from the worker's own idle timeout.
     let server = Aiosmtpd::start();
     let queue = SqliteQueue::new();
-    let mut worker = Worker::spawn(
-        &queue.spec(),
-        &[smtp_url(server.port())],
-        &["--sessions", "1", "--idle-timeout", "1"],
+    let (worker, ids) = two_messages_apart(
+        &queue,
+        &server,
+        "expire",
+        "1",
+        ["e1@example.org", "e2@example.org"],
     );
-    let ids = message_ids("expire", 2);
-    enqueue(&queue.spec(), &[message_json(&ids[0], &["e1@example.org"])]);
-    server.wait_for(1, ARRIVAL_TIMEOUT);
-    thread::sleep(Duration::from_millis(2500));
-    worker.assert_running();
-    enqueue(&queue.spec(), &[message_json(&ids[1], &["e2@example.org"])]);
-    server.wait_for(2, ARRIVAL_TIMEOUT);
     let finished = worker.terminate(Duration::from_secs(20));
     let received = server.messages();
     assert_each_once(&received, &ids);
@@ -715,11 +686,7 @@ fn metrics_over_http_progress_on_request_and_a_clean_stop() {
         &["--metrics-listen", &listen, "--progress", "always"],
     );
     let ids = message_ids("http", 3);
-    let messages: Vec<Value> = ids
-        .iter()
-        .enumerate()
-        .map(|(n, id)| message_json(id, &[&format!("h{n}@example.org")]))
-        .collect();
+    let messages = messages_to(&ids, |n| format!("h{n}@example.org"));
     enqueue(&queue.spec(), &messages);
     server.wait_for(3, ARRIVAL_TIMEOUT);
     worker.assert_running();
