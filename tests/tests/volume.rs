@@ -740,3 +740,65 @@ fn metrics_over_http_progress_on_request_and_a_clean_stop() {
         finished.output()
     );
 }
+
+#[test]
+fn the_worker_signs_every_message_with_dkim() {
+    let server = Aiosmtpd::start();
+    let queue = SqliteQueue::new();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (key, record) = smtp_mailer_tests::dkim::keygen(dir.path(), "ed25519", "q1", "example.org");
+    let ids = message_ids("dkim", 3);
+    let messages: Vec<Value> = ids
+        .iter()
+        .enumerate()
+        .map(|(n, id)| message_json(id, &[&format!("d{n}@example.org")]))
+        .collect();
+    let dkim = [
+        "--dkim-key",
+        key.as_str(),
+        "--dkim-selector",
+        "q1",
+        "--dkim-domain",
+        "example.org",
+    ];
+    drain(&queue, &server, &messages, &dkim);
+    let received = server.messages();
+    assert_each_once(&received, &ids);
+    for m in &received {
+        assert!(
+            smtp_mailer_tests::dkim::dkimpy(&m.data, &record),
+            "dkimpy does not verify {}:\n{}",
+            received_id(m),
+            String::from_utf8_lossy(&m.data)
+        );
+    }
+
+    // A bad key stops the worker at start: nothing is claimed or sent.
+    let bad = dir.path().join("bad.pem");
+    fs::write(&bad, "not a key").expect("write the bad key");
+    enqueue(
+        &queue.spec(),
+        &[message_json("dkim-bad@volume.test", &["d9@example.org"])],
+    );
+    let finished = Worker::spawn(
+        &queue.spec(),
+        &[smtp_url(server.port())],
+        &[
+            "--exit-when-empty",
+            "--dkim-key",
+            bad.to_str().expect("UTF-8"),
+            "--dkim-selector",
+            "q1",
+            "--dkim-domain",
+            "example.org",
+        ],
+    )
+    .wait(RUN_TIMEOUT);
+    assert_eq!(finished.status.code(), Some(65), "{}", finished.output());
+    assert!(
+        finished.stderr.contains("dkim.private-key"),
+        "{}",
+        finished.output()
+    );
+    assert_eq!(server.messages().len(), 3, "nothing more may be sent");
+}
