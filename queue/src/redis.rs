@@ -746,6 +746,18 @@ fn parse_suppressed(address: String, json: &[u8]) -> Result<Suppressed, QueueErr
     })
 }
 
+impl SharedRate for RedisStore {
+    fn reserve(&self, key: &str, interval: Duration) -> Result<Duration, QueueError> {
+        let cmd = Cmd::new("EVAL")
+            .arg(RESERVE)
+            .num(1)
+            .arg(format!("{}:rate:{key}", self.config.stream))
+            .num(duration_ms(interval).max(1));
+        let wait = self.with_conn(|c| c.call(cmd)?.int("the rate reservation"))?;
+        Ok(Duration::from_millis(u64::try_from(wait).unwrap_or(0)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -798,17 +810,5 @@ mod tests {
         job.token = "c".into();
         let m = delayed_member(&job);
         assert_eq!(m, b"1-0:3:7:<a:b@x>{\"x\":1}");
-    }
-}
-
-impl SharedRate for RedisStore {
-    fn reserve(&self, key: &str, interval: Duration) -> Result<Duration, QueueError> {
-        let cmd = Cmd::new("EVAL")
-            .arg(RESERVE)
-            .num(1)
-            .arg(format!("{}:rate:{key}", self.config.stream))
-            .num(duration_ms(interval).max(1));
-        let wait = self.with_conn(|c| c.call(cmd)?.int("the rate reservation"))?;
-        Ok(Duration::from_millis(u64::try_from(wait).unwrap_or(0)))
     }
 }
