@@ -174,29 +174,6 @@ pub async fn subscribe(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn addresses() {
-        assert_eq!(
-            host_and_port("redis://127.0.0.1").unwrap(),
-            "127.0.0.1:6379"
-        );
-        assert_eq!(
-            host_and_port("redis://127.0.0.1:7000").unwrap(),
-            "127.0.0.1:7000"
-        );
-        assert!(host_and_port("127.0.0.1:7000").is_err());
-        assert!(host_and_port("redis://user:pw@host:1").is_err());
-        assert_eq!(
-            command(&[b"SUBSCRIBE", b"ch"]),
-            b"*2\r\n$9\r\nSUBSCRIBE\r\n$2\r\nch\r\n"
-        );
-    }
-}
-
 /// A Redis trigger for [`serve`](super::serve): the app and where its
 /// messages come from.
 pub struct RedisTrigger {
@@ -217,5 +194,28 @@ pub(crate) async fn run(trigger: RedisTrigger) {
             eprintln!("redis: {e}; retrying in 2 s");
         }
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            host_and_port("redis://127.0.0.1").unwrap(),
+            "127.0.0.1:6379"
+        );
+        assert_eq!(
+            host_and_port("redis://127.0.0.1:7000").unwrap(),
+            "127.0.0.1:7000"
+        );
+        assert!(host_and_port("127.0.0.1:7000").is_err());
+        assert!(host_and_port("redis://user:pw@host:1").is_err());
+        assert_eq!(
+            command(&[b"SUBSCRIBE", b"ch"]),
+            b"*2\r\n$9\r\nSUBSCRIBE\r\n$2\r\nch\r\n"
+        );
     }
 }
