@@ -3,7 +3,7 @@
 //! it: one `cargo build` builds the host and the component it runs.
 
 use std::env;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
@@ -19,38 +19,9 @@ fn main() {
 
     // A target directory of its own: the outer cargo holds a lock on its own.
     let target_dir = root.join("target").join("guest");
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
-    command
-        .current_dir(&root)
-        .args([
-            "build",
-            "--package",
-            "smtp-mailer-guest",
-            "--target",
-            "wasm32-wasip2",
-            "--profile",
-            "component",
-        ])
-        .arg("--target-dir")
-        .arg(&target_dir);
-    if env::var_os("CARGO_NET_OFFLINE").is_some() {
-        command.arg("--offline");
-    }
-    // Flags meant for the host's own target must not reach the guest.
-    for var in [
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTFLAGS",
-        "CARGO_BUILD_TARGET",
-        "CARGO_TARGET_DIR",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_MAKEFLAGS",
-        "MAKEFLAGS",
-        "MFLAGS",
-    ] {
-        command.env_remove(var);
-    }
-    let status = command
+    let status = wasm_cargo_build(&root, &target_dir)
+        .args(["--package", "smtp-mailer-guest"])
+        .args(["--target", "wasm32-wasip2", "--profile", "component"])
         .status()
         .expect("cannot run cargo to build the guest component");
     if !status.success() {
@@ -71,33 +42,12 @@ fn main() {
 /// Builds the Spin app's components (`spin/`, a workspace of its own) as
 /// `spin build` does, into `target/spin`, and hands the HTTP component's
 /// path to the crate (`smtp-mailer serve` embeds it).
-fn build_spin_app(root: &std::path::Path) {
+fn build_spin_app(root: &Path) {
     let target_dir = root.join("target").join("spin");
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
-    command
-        .current_dir(root.join("spin"))
-        .args(["build", "--target", "wasm32-wasip2", "--release"])
+    let status = wasm_cargo_build(&root.join("spin"), &target_dir)
+        .args(["--target", "wasm32-wasip2", "--release"])
         .arg("--manifest-path")
         .arg(root.join("spin").join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target_dir);
-    if env::var_os("CARGO_NET_OFFLINE").is_some() {
-        command.arg("--offline");
-    }
-    for var in [
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTFLAGS",
-        "CARGO_BUILD_TARGET",
-        "CARGO_TARGET_DIR",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_MAKEFLAGS",
-        "MAKEFLAGS",
-        "MFLAGS",
-    ] {
-        command.env_remove(var);
-    }
-    let status = command
         .status()
         .expect("cannot run cargo to build the Spin app's components");
     assert!(
@@ -119,4 +69,33 @@ fn build_spin_app(root: &std::path::Path) {
             wasm.display()
         );
     }
+}
+
+/// `cargo build` in `dir` into `target_dir` (`--offline` if this build is),
+/// for the caller to add what to build: without the flags meant for the
+/// host's own target, which must not reach a wasm32-wasip2 build.
+fn wasm_cargo_build(dir: &Path, target_dir: &Path) -> Command {
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(dir)
+        .arg("build")
+        .arg("--target-dir")
+        .arg(target_dir);
+    if env::var_os("CARGO_NET_OFFLINE").is_some() {
+        command.arg("--offline");
+    }
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_MAKEFLAGS",
+        "MAKEFLAGS",
+        "MFLAGS",
+    ] {
+        command.env_remove(var);
+    }
+    command
 }
