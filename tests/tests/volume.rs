@@ -604,7 +604,7 @@ fn enqueue_assigns_a_stable_message_id() {
         "a Message-ID without angle brackets expected, got {assigned:?}"
     );
     let finished = run_until_empty(&queue, &[smtp_url(server.port())], &[]);
-    assert_each_once(&server.messages(), &[assigned.clone()]);
+    assert_each_once(&server.messages(), std::slice::from_ref(&assigned));
     assert!(
         names_message(&finished.events_named("delivered"), assigned),
         "the \"delivered\" event should carry the assigned Message-ID; {}",
