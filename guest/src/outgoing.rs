@@ -33,9 +33,15 @@ pub enum Outgoing {
 }
 
 impl Outgoing {
-    /// Checks and builds `message`.
-    pub fn message(message: wit::Message) -> Result<Outgoing, wit::Error> {
-        let (built, mut inputs) = convert::build(message)?;
+    /// Checks and builds `message`, for its own envelope or the one it
+    /// names.
+    pub fn message(mut message: wit::Message) -> Result<Outgoing, wit::Error> {
+        let chosen = message.envelope.take();
+        let (mut built, mut inputs) = convert::build(message)?;
+        if let Some(envelope) = chosen {
+            built.envelope = Envelope::new(&envelope.reverse_path, &envelope.forward_paths)
+                .map_err(convert::core_error)?;
+        }
         let message_id = Some(built.message_id.clone());
         if built.streams.is_empty() {
             return Ok(Outgoing::Whole {

@@ -128,6 +128,7 @@ pub fn message(m: &Message, table: &mut ResourceTable) -> Result<wit::Message, E
                 body_canonicalization: canonicalization,
             }
         }),
+        envelope: m.envelope.as_ref().map(Into::into),
     })
 }
 

@@ -75,6 +75,7 @@ fn from_json(m: JsonMessage, base_dir: &Path) -> Result<Message, String> {
         message_id: m.message_id,
         date: m.date,
         dkim: None,
+        envelope: None,
     })
 }
 

@@ -117,6 +117,10 @@ pub struct Message {
     pub date: Option<i64>,
     /// Sign with DKIM.
     pub dkim: Option<Dkim>,
+    /// Send to these paths instead of `from`, `to`, `cc` and `bcc`, the
+    /// headers unchanged: to retry the recipients that failed transiently
+    /// without resending to the others. Streamed attachments stay streamed.
+    pub envelope: Option<Envelope>,
 }
 
 /// DKIM signing settings. `Debug` shows no key.

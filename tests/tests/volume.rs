@@ -802,3 +802,50 @@ fn the_worker_signs_every_message_with_dkim() {
     );
     assert_eq!(server.messages().len(), 3, "nothing more may be sent");
 }
+
+#[test]
+fn a_partial_retry_streams_a_large_attachment_again() {
+    // 20 MiB through a 16 MiB sandbox: the retry to the one recipient that
+    // was busy must stream the file again, as the first send did, and
+    // carry the same message to that recipient only.
+    let server = Aiosmtpd::start();
+    let queue = SqliteQueue::new();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (file, hash) = smtp_mailer_tests::large::random_file(dir.path(), "big.bin", 20 << 20);
+    let busy = "once450.big@example.org";
+    let ok = "okbig@example.org";
+    let id = "big-partial@volume.test";
+    let message = json!({
+        "from": "Sender <sender@example.test>",
+        "to": [busy, ok],
+        "subject": "A large attachment",
+        "text": "See the file.",
+        "attachments": [{"path": file.to_str().expect("UTF-8")}],
+        "messageId": id,
+    });
+    drain(
+        &queue,
+        &server,
+        &[message],
+        &["--retry-base-ms", "100", "--memory-limit", "16"],
+    );
+    let received = server.messages();
+    let to: Vec<&[String]> = received.iter().map(|m| m.rcpt_to.as_slice()).collect();
+    assert_eq!(to, [&[ok.to_owned()][..], &[busy.to_owned()][..]]);
+    for m in &received {
+        assert_eq!(received_id(m), id);
+        let parsed = smtp_mailer_tests::support::parse(&m.data);
+        let part = parsed.attachment(0).expect("the attachment");
+        assert_eq!(
+            smtp_mailer_tests::large::sha256(part.contents()),
+            hash,
+            "the attachment arrived changed"
+        );
+    }
+    assert_eq!(
+        offers(&server, ok),
+        [250],
+        "only the busy recipient may be retried"
+    );
+    assert_eq!(offers(&server, busy), [450, 250]);
+}

@@ -10,7 +10,7 @@ use smtp_mailer_queue::{SharedRate, Suppressions};
 
 use crate::error::Error;
 use crate::mailer::Mailer;
-use crate::types::{Content, Envelope, Message, Server};
+use crate::types::{Envelope, Message, Server};
 
 use super::metrics::{Metrics, RecipientCount};
 use super::outcome::{fates, Fate};
@@ -69,7 +69,6 @@ impl Attempt {
 /// Sends messages through a pool per relay, with failover, rate limits and
 /// the suppression list. Shared by the threads of a worker.
 pub struct Deliverer {
-    mailer: Arc<Mailer>,
     relays: Vec<(SessionPool, Option<Limit>)>,
     domains: HashMap<String, Limit>,
     suppressions: Option<Arc<dyn Suppressions>>,
@@ -115,7 +114,6 @@ impl Deliverer {
             })
             .collect();
         Ok(Deliverer {
-            mailer,
             relays,
             domains,
             suppressions,
@@ -223,8 +221,6 @@ impl Deliverer {
                 self.take(limit);
             }
         }
-        // The message as built once, for sends to part of the envelope.
-        let mut built: Option<Result<Content, Error>> = None;
         let mut last_reasons: HashMap<String, String> = HashMap::new();
         for (pool, limit) in &self.relays {
             if remaining.is_empty() {
@@ -233,26 +229,25 @@ impl Deliverer {
             if let Some(limit) = limit {
                 self.take(limit);
             }
-            let whole = remaining.len() == all.len();
-            let result = if whole {
-                pool.send(Outgoing::Message(message))
+            // Part of the envelope: the same message (its streamed
+            // attachments still streamed) to the remaining paths only.
+            let part;
+            let outgoing = if remaining.len() == all.len() {
+                message
             } else {
-                let data = built
-                    .get_or_insert_with(|| self.mailer.build_message(message).map(Content::Bytes));
-                match data {
-                    Ok(data) => {
-                        let envelope = Envelope {
-                            reverse_path: message.from.address.clone(),
-                            forward_paths: remaining.clone(),
-                        };
-                        pool.send(Outgoing::Raw {
-                            envelope: &envelope,
-                            data,
-                        })
-                    }
-                    Err(e) => Err(e.clone()),
-                }
+                part = Message {
+                    envelope: Some(Envelope {
+                        reverse_path: match &message.envelope {
+                            Some(e) => e.reverse_path.clone(),
+                            None => message.from.address.clone(),
+                        },
+                        forward_paths: remaining.clone(),
+                    }),
+                    ..message.clone()
+                };
+                &part
             };
+            let result = pool.send(Outgoing::Message(outgoing));
             let mut next = Vec::new();
             for (address, fate) in fates(&result, &remaining) {
                 match fate {
@@ -302,12 +297,23 @@ struct Limit {
     bucket: TokenBucket,
 }
 
-/// The envelope's recipients: To, Cc and Bcc, each address once.
+/// The envelope's recipients: the message's own envelope, else To, Cc and
+/// Bcc; each address once.
 pub fn envelope_recipients(message: &Message) -> Vec<String> {
+    let paths: Vec<&String> = match &message.envelope {
+        Some(envelope) => envelope.forward_paths.iter().collect(),
+        None => message
+            .to
+            .iter()
+            .chain(&message.cc)
+            .chain(&message.bcc)
+            .map(|m| &m.address)
+            .collect(),
+    };
     let mut out: Vec<String> = Vec::new();
-    for mailbox in message.to.iter().chain(&message.cc).chain(&message.bcc) {
-        if !out.iter().any(|a| a.eq_ignore_ascii_case(&mailbox.address)) {
-            out.push(mailbox.address.clone());
+    for path in paths {
+        if !out.iter().any(|a| a.eq_ignore_ascii_case(path)) {
+            out.push(path.clone());
         }
     }
     out

@@ -58,5 +58,6 @@ pub fn message(m: JsonMessage) -> Result<types::Message, SendError> {
         message_id: m.message_id,
         date: m.date,
         dkim: None,
+        envelope: None,
     })
 }
