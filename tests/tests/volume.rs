@@ -300,6 +300,21 @@ fn a_550_bounces_once_and_suppresses_the_address() {
             "{address} should be listed with the reason \"unsubscribed\": {list:?}"
         );
     }
+    // Not an address: refused, and the list is unchanged.
+    let out = run_cli_for(
+        &[
+            "suppression",
+            "add",
+            "not an address",
+            "--queue",
+            &queue.spec(),
+        ],
+        b"",
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(65), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an address"));
+    assert_eq!(suppression_list(&queue.spec()), list);
 }
 
 #[test]

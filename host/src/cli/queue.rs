@@ -95,6 +95,16 @@ fn read_source(source: Option<&Path>) -> Result<(String, PathBuf, String), Strin
 
 /// `smtp-mailer suppression`.
 pub fn suppression(args: SuppressionArgs) -> u8 {
+    if let SuppressionAction::Add { addresses, .. } | SuppressionAction::Remove { addresses } =
+        &args.action
+    {
+        for address in addresses {
+            if let Err(reason) = smtp_mailer_core::address::Address::parse(address) {
+                eprintln!("error: {address:?} is not an address: {reason}");
+                return EXIT_INVALID;
+            }
+        }
+    }
     let store = match open_store(&args.queue.queue, Duration::from_secs(60)) {
         Ok(store) => store,
         Err(code) => return code,
