@@ -32,6 +32,17 @@ struct Client {
 }
 
 impl Client {
+    /// Asserts that the server closed the connection after its 421.
+    #[track_caller]
+    fn assert_closed_after_421(&mut self) {
+        let mut rest = String::new();
+        let n = self.reader.read_line(&mut rest).unwrap_or(0);
+        assert_eq!(
+            n, 0,
+            "the server should close after its 421, it sent {rest:?}"
+        );
+    }
+
     fn connect(port: u16) -> Client {
         let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         stream.set_read_timeout(Some(WAIT)).unwrap();
@@ -179,12 +190,7 @@ fn aiosmtpd_once_recipients_fail_only_the_first_time() {
         text.starts_with("421 4.3.2 Service shutting down, try later"),
         "{text}"
     );
-    let mut rest = String::new();
-    let n = client.reader.read_line(&mut rest).unwrap_or(0);
-    assert_eq!(
-        n, 0,
-        "the server should close after its 421, it sent {rest:?}"
-    );
+    client.assert_closed_after_421();
 
     let mut client = Client::connect(server.port());
     assert_eq!(client.command("EHLO client.test").0, 250);
@@ -235,12 +241,7 @@ fn aiosmtpd_says_421_to_an_idle_connection_and_closes_it() {
         idle >= Duration::from_millis(800) && idle < Duration::from_secs(5),
         "the 421 came after {idle:?}, 1 s expected"
     );
-    let mut rest = String::new();
-    let n = client.reader.read_line(&mut rest).unwrap_or(0);
-    assert_eq!(
-        n, 0,
-        "the server should close after its 421, it sent {rest:?}"
-    );
+    client.assert_closed_after_421();
 
     // A connection that keeps talking is not idle.
     let mut client = Client::connect(server.port());
