@@ -1,5 +1,41 @@
 //! The wasmtime bindings of the `mailer` world, and their conversions to and
-//! from the typed API of [`crate::types`] and [`crate::error`].
+//! from the typed API of this crate ([`Message`], [`Server`], [`Error`], ...).
+//!
+//! A host that calls the WIT exports itself instantiates [`Mailer`] (the
+//! world's bindings) in a store whose data implements
+//! [`wasmtime_wasi::WasiView`], after adding WASI to its linker: see
+//! `examples/src/bin/own_wasi_ctx.rs` for a whole program, or
+//! [`crate::Mailer::instantiate`] for a store sandboxed by this crate.
+//!
+//! ```no_run
+//! use smtp_mailer_host::bindings::exports::smtp_mailer::mailer::types as wit;
+//! use smtp_mailer_host::{Mailer, MailerCtxBuilder};
+//!
+//! let mailer = Mailer::new()?;
+//! let (mut store, exports) = mailer.instantiate(MailerCtxBuilder::new())?;
+//! let message = wit::Message {
+//!     from: wit::Mailbox { name: None, address: "app@example.org".into() },
+//!     reply_to: vec![],
+//!     to: vec![wit::Mailbox { name: None, address: "ada@example.org".into() }],
+//!     cc: vec![],
+//!     bcc: vec![],
+//!     subject: "Hello".into(),
+//!     text: Some("Hi".into()),
+//!     html: None,
+//!     attachments: vec![],
+//!     headers: vec![],
+//!     message_id: None,
+//!     date: None,
+//!     dkim: None,
+//!     envelope: None,
+//! };
+//! let bytes = exports
+//!     .smtp_mailer_mailer_message()
+//!     .call_build(&mut store, &message)?
+//!     .map_err(|e| e.message)?;
+//! assert!(bytes.starts_with(b"From: "));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 wasmtime::component::bindgen!({
     path: "../wit",

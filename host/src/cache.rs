@@ -22,6 +22,14 @@ pub fn default_dir() -> Option<PathBuf> {
 /// Loads `wasm` compiled for `engine`, from `dir` when it holds a
 /// compatible copy, compiling and storing it otherwise. A cache that
 /// cannot be read or written only costs a compilation.
+///
+/// ```no_run
+/// use smtp_mailer_host::{cache, COMPONENT};
+///
+/// let engine = wasmtime::Engine::new(wasmtime::Config::new().wasm_component_model(true))?;
+/// let component = cache::load(&engine, COMPONENT, cache::default_dir().as_deref())?;
+/// # Ok::<(), wasmtime::Error>(())
+/// ```
 pub fn load(engine: &Engine, wasm: &[u8], dir: Option<&Path>) -> wasmtime::Result<Component> {
     let Some(dir) = dir else {
         return Component::new(engine, wasm);

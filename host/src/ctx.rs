@@ -20,6 +20,17 @@ pub const DEFAULT_MEMORY_LIMIT: usize = 64 << 20;
 /// arguments and no standard input. Its standard output is discarded, and
 /// so is its standard error unless [`inherit_stderr`] is set.
 ///
+/// ```no_run
+/// use smtp_mailer_host::{Mailer, MailerCtxBuilder};
+///
+/// let mut ctx = MailerCtxBuilder::new();
+/// ctx.allow_connect("192.0.2.10:587".parse()?)
+///     .memory_limit(16 << 20)
+///     .inherit_stderr(true);
+/// let (store, exports) = Mailer::new()?.instantiate(ctx)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// [`inherit_stderr`]: MailerCtxBuilder::inherit_stderr
 ///
 /// [`allow_connect`]: MailerCtxBuilder::allow_connect

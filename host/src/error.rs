@@ -132,7 +132,9 @@ impl Error {
         }
     }
 
-    pub(crate) fn invalid(field: &str, reason: impl Into<String>) -> Error {
+    /// An [`ErrorKind::InvalidInput`] error naming `field`: for layers over
+    /// this library that check their own input the same way.
+    pub fn invalid(field: &str, reason: impl Into<String>) -> Error {
         let reason = reason.into();
         Error {
             message: format!("invalid {field}: {reason}"),

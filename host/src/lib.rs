@@ -28,41 +28,41 @@
 //! # Ok::<(), smtp_mailer_host::Error>(())
 //! ```
 //!
-//! For many messages over one connection, [`Mailer::open_session`]; for
-//! volume, a pool of sessions per relay with retries, rate limits and a
-//! suppression list in [`delivery`], and a durable queue and its worker in
-//! [`worker`] (on SQLite or Redis Streams, from `smtp-mailer-queue`). Hosts
+//! For many messages over one connection, [`Mailer::open_session`]. Hosts
 //! that call the WIT exports themselves use [`Mailer::instantiate`] with a
-//! [`MailerCtxBuilder`].
+//! [`MailerCtxBuilder`], or add WASI to their own linker and instantiate
+//! [`COMPONENT`] with [`bindings::Mailer`].
+//!
+//! This crate is the embedding library alone: it depends on wasmtime and
+//! wasmtime-wasi and little else. Sending at volume (session pools,
+//! failover, retries, rate limits, the durable queue's worker) is in
+//! `smtp-mailer-delivery`; the Spin emulation behind `smtp-mailer serve` in
+//! `smtp-mailer-serve`; the `smtp-mailer` command in `smtp-mailer-cli`.
 
 // `Error` is a plain value of about 130 bytes, kept unboxed so that callers
 // match on its kind directly; errors are rare next to the sends they end.
 #![allow(clippy::result_large_err)]
 
 pub mod bindings;
-mod cache;
+pub mod cache;
+mod call;
 mod ctx;
-pub mod delivery;
 mod error;
-pub mod json;
 mod mailer;
 mod session;
-pub mod spin;
 mod stream;
+mod ticker;
 mod types;
-pub mod worker;
 
 pub use ctx::{MailerCtx, MailerCtxBuilder, DEFAULT_MEMORY_LIMIT};
 pub use error::{Error, ErrorKind, Failure, Rejection, Stage};
 pub use mailer::{Mailer, MailerBuilder, DEFAULT_CALL_DEADLINE};
 pub use session::Session;
+pub use ticker::{Ticker, TICK};
 pub use types::{
     Attachment, Content, Credentials, Dkim, Envelope, Header, Mailbox, Message, RecipientOutcome,
     Reply, Secret, Security, SendReport, Server, Timeouts,
 };
-
-/// The durable queue and the suppression list (SQLite or Redis Streams).
-pub use smtp_mailer_queue as queue;
 
 /// The mailer component built from `guest/` with this crate, as WebAssembly.
 pub const COMPONENT: &[u8] = include_bytes!(env!("SMTP_MAILER_COMPONENT_PATH"));

@@ -3,9 +3,6 @@
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use wasmtime::component::{Instance, Linker};
@@ -13,20 +10,31 @@ use wasmtime::{Config, Engine, Store};
 
 use crate::bindings::exports::smtp_mailer::mailer::{message, sender, sessions};
 use crate::bindings::{self, MailerPre};
+use crate::call::{finish, load_error};
 use crate::ctx::{MailerCtx, MailerCtxBuilder, DEFAULT_MEMORY_LIMIT};
 use crate::error::{Error, ErrorKind, Failure, Stage};
 use crate::session::Session;
+use crate::ticker::{Ticker, TICK};
 use crate::types::{Content, Envelope, Message, SendReport, Server};
 use crate::{cache, COMPONENT};
-
-/// How often the epoch advances: the granularity of call deadlines.
-pub(crate) const TICK: Duration = Duration::from_millis(50);
 
 /// The default deadline of one call into the component: 10 minutes, more
 /// than the longest send the default time limits allow.
 pub const DEFAULT_CALL_DEADLINE: Duration = Duration::from_secs(600);
 
 /// Configures and builds a [`Mailer`].
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use smtp_mailer_host::Mailer;
+///
+/// let mailer = Mailer::builder()
+///     .memory_limit(16 << 20)
+///     .call_deadline(Duration::from_secs(60))
+///     .cache_dir(None) // compile at every start
+///     .build()?;
+/// # Ok::<(), smtp_mailer_host::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct MailerBuilder {
     component: Option<Vec<u8>>,
@@ -54,6 +62,13 @@ impl MailerBuilder {
     }
 
     /// Runs the component in `path` instead of the built-in one.
+    ///
+    /// ```no_run
+    /// let mailer = smtp_mailer_host::Mailer::builder()
+    ///     .component_file("smtp_mailer_guest.wasm")?
+    ///     .build()?;
+    /// # Ok::<(), smtp_mailer_host::Error>(())
+    /// ```
     pub fn component_file(self, path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
         let wasm = std::fs::read(path)
@@ -81,6 +96,8 @@ impl MailerBuilder {
     }
 
     /// Loads (or compiles and caches) the component and pre-instantiates it.
+    /// Fails when the component cannot be compiled or does not fit this
+    /// host (an [`ErrorKind::Runtime`] error).
     pub fn build(self) -> Result<Mailer, Error> {
         let mut config = Config::new();
         config.wasm_component_model(true).epoch_interruption(true);
@@ -121,6 +138,34 @@ struct Exports {
 /// The mailer component, ready to run. Cheap to share across threads:
 /// every call gets a store of its own.
 ///
+/// ```no_run
+/// use std::sync::Arc;
+/// use smtp_mailer_host::{Mailbox, Mailer, Message, Server};
+///
+/// let mailer = Arc::new(Mailer::new()?);
+/// let workers: Vec<_> = ["ada@example.org", "alan@example.org"]
+///     .into_iter()
+///     .map(|to| {
+///         let mailer = Arc::clone(&mailer);
+///         std::thread::spawn(move || {
+///             let server = Server::new("smtp.example.org", 587);
+///             mailer.send(&server, &Message {
+///                 from: Mailbox::new("app@example.org"),
+///                 to: vec![Mailbox::new(to)],
+///                 subject: "Hello".into(),
+///                 text: Some("Hi".into()),
+///                 ..Message::default()
+///             })
+///         })
+///     })
+///     .collect();
+/// for worker in workers {
+///     let report = worker.join().expect("no panic")?;
+///     assert!(report.all_accepted());
+/// }
+/// # Ok::<(), smtp_mailer_host::Error>(())
+/// ```
+///
 /// Each store is sandboxed by [`MailerCtxBuilder`]: it may connect to the
 /// address of the server it is asked to use, and nothing else.
 pub struct Mailer {
@@ -143,12 +188,33 @@ impl Mailer {
     }
 
     /// The built-in component with the defaults.
+    ///
+    /// ```no_run
+    /// let mailer = smtp_mailer_host::Mailer::new()?;
+    /// # Ok::<(), smtp_mailer_host::Error>(())
+    /// ```
     pub fn new() -> Result<Mailer, Error> {
         MailerBuilder::default().build()
     }
 
     /// Builds the message's bytes without sending them (attachment files
-    /// are read whole).
+    /// are read whole). Bad input is an [`ErrorKind::InvalidInput`] error
+    /// naming the field.
+    ///
+    /// ```
+    /// use smtp_mailer_host::{Mailbox, Mailer, Message};
+    ///
+    /// let mailer = Mailer::new()?;
+    /// let bytes = mailer.build_message(&Message {
+    ///     from: Mailbox::new("app@example.org"),
+    ///     to: vec![Mailbox::named("Ada", "ada@example.org")],
+    ///     subject: "Hello".into(),
+    ///     text: Some("Hi Ada".into()),
+    ///     ..Message::default()
+    /// })?;
+    /// assert!(String::from_utf8_lossy(&bytes).contains("Subject: Hello"));
+    /// # Ok::<(), smtp_mailer_host::Error>(())
+    /// ```
     pub fn build_message(&self, message: &Message) -> Result<Vec<u8>, Error> {
         let (mut store, instance) = self.instance(MailerCtxBuilder::new())?;
         let exports = self.exports.message.load(&mut store, &instance);
@@ -159,6 +225,39 @@ impl Mailer {
 
     /// Sends `message` to `server` over a new connection. Attachments given
     /// as [`Content::File`](crate::Content::File) are streamed.
+    ///
+    /// The report has one outcome per recipient: a refused recipient does not
+    /// stop the others. An error means nothing was delivered; it says whether
+    /// a retry may help ([`Error::is_transient`]) and carries the server's
+    /// reply when there was one.
+    ///
+    /// ```no_run
+    /// use smtp_mailer_host::{Attachment, Content, Credentials, Mailbox, Mailer, Message, Server};
+    ///
+    /// let mailer = Mailer::new()?;
+    /// let mut server = Server::new("smtp.example.org", 587); // STARTTLS required
+    /// server.credentials = Some(Credentials::password("app", "secret"));
+    /// let report = mailer.send(&server, &Message {
+    ///     from: Mailbox::new("shop@example.org"),
+    ///     to: vec![Mailbox::new("ada@example.org")],
+    ///     subject: "Your receipt".into(),
+    ///     text: Some("Thanks!".into()),
+    ///     attachments: vec![Attachment {
+    ///         filename: "receipt.pdf".into(),
+    ///         content_type: "application/pdf".into(),
+    ///         content: Content::File("receipt.pdf".into()), // streamed
+    ///         content_id: None,
+    ///     }],
+    ///     ..Message::default()
+    /// });
+    /// match report {
+    ///     Ok(report) if report.all_accepted() => println!("sent"),
+    ///     Ok(report) => println!("some refused: {:?}", report.recipients),
+    ///     Err(e) if e.is_transient() => println!("try again later: {e}"),
+    ///     Err(e) => println!("failed: {e}"),
+    /// }
+    /// # Ok::<(), smtp_mailer_host::Error>(())
+    /// ```
     pub fn send(&self, server: &Server, message: &Message) -> Result<SendReport, Error> {
         let (address, settings) = sandboxed_server(server)?;
         let (mut store, instance) = self.instance(allow(address, server))?;
@@ -171,6 +270,19 @@ impl Mailer {
     /// Sends `data` as is (CRLF-normalised and dot-stuffed on the wire) to
     /// `envelope`'s recipients. A [`Content::File`](crate::Content::File)
     /// is streamed.
+    ///
+    /// ```no_run
+    /// use smtp_mailer_host::{Content, Envelope, Mailer, Server};
+    ///
+    /// let mailer = Mailer::new()?;
+    /// let envelope = Envelope {
+    ///     reverse_path: "bounces@example.org".into(),
+    ///     forward_paths: vec!["ada@example.org".into()],
+    /// };
+    /// let data = Content::File("message.eml".into());
+    /// mailer.send_raw(&Server::new("smtp.example.org", 587), &envelope, &data)?;
+    /// # Ok::<(), smtp_mailer_host::Error>(())
+    /// ```
     pub fn send_raw(
         &self,
         server: &Server,
@@ -186,7 +298,25 @@ impl Mailer {
         finish(call).map(Into::into)
     }
 
-    /// Opens a session: one connection for many messages.
+    /// Opens a session: one connection for many messages (see [`Session`]).
+    ///
+    /// ```no_run
+    /// use smtp_mailer_host::{Mailbox, Mailer, Message, Server};
+    ///
+    /// let mailer = Mailer::new()?;
+    /// let mut session = mailer.open_session(&Server::new("smtp.example.org", 587))?;
+    /// for to in ["ada@example.org", "alan@example.org"] {
+    ///     session.send(&Message {
+    ///         from: Mailbox::new("app@example.org"),
+    ///         to: vec![Mailbox::new(to)],
+    ///         subject: "Hello".into(),
+    ///         text: Some("Hi".into()),
+    ///         ..Message::default()
+    ///     })?;
+    /// }
+    /// session.close()?;
+    /// # Ok::<(), smtp_mailer_host::Error>(())
+    /// ```
     pub fn open_session(&self, server: &Server) -> Result<Session, Error> {
         let (address, settings) = sandboxed_server(server)?;
         let (mut store, instance) = self.instance(allow(address, server))?;
@@ -197,6 +327,32 @@ impl Mailer {
 
     /// A store sandboxed by `ctx` and an instance of the component in it:
     /// the low-level entry for hosts that call the WIT exports themselves.
+    /// The store has this mailer's memory limit and call deadline.
+    ///
+    /// ```no_run
+    /// use smtp_mailer_host::bindings::exports::smtp_mailer::mailer::types as wit;
+    /// use smtp_mailer_host::{Mailer, MailerCtxBuilder};
+    ///
+    /// let mailer = Mailer::new()?;
+    /// let mut ctx = MailerCtxBuilder::new();
+    /// ctx.allow_connect("192.0.2.10:587".parse()?);
+    /// let (mut store, exports) = mailer.instantiate(ctx)?;
+    /// let settings = wit::Server {
+    ///     host: "smtp.example.org".into(),
+    ///     connect_address: Some("192.0.2.10".into()),
+    ///     port: 587,
+    ///     security: wit::Security::StarttlsRequired,
+    ///     credentials: None,
+    ///     timeouts: None,
+    ///     client_name: None,
+    ///     ca_pem: None,
+    ///     trace: false,
+    /// };
+    /// let session = exports.smtp_mailer_mailer_sessions().session();
+    /// let handle = session.call_open(&mut store, &settings)?.map_err(|e| e.message)?;
+    /// session.call_close(&mut store, handle)?.map_err(|e| e.message)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn instantiate(
         &self,
         ctx: MailerCtxBuilder,
@@ -221,52 +377,23 @@ impl Mailer {
         Ok((store, instance))
     }
 
-    /// The engine the component runs on.
+    /// The engine the component runs on: for a host that also runs other
+    /// components on it.
+    ///
+    /// ```no_run
+    /// let mailer = smtp_mailer_host::Mailer::new()?;
+    /// let other = wasmtime::Module::new(mailer.engine(), "(module)").expect("compiles");
+    /// # Ok::<(), smtp_mailer_host::Error>(())
+    /// ```
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
-}
-
-fn load_error(e: wasmtime::Error) -> Error {
-    Error::runtime(format!(
-        "the component lacks an export this host uses: {e:#}"
-    ))
 }
 
 fn allow(address: SocketAddr, server: &Server) -> MailerCtxBuilder {
     let mut ctx = MailerCtxBuilder::new();
     ctx.allow_connect(address).inherit_stderr(server.trace);
     ctx
-}
-
-/// Turns a call's two layers of result (trap, then the component's own
-/// error) into one.
-pub(crate) fn finish<T, E: Into<Error>>(call: wasmtime::Result<Result<T, E>>) -> Result<T, Error> {
-    match call {
-        Ok(result) => result.map_err(Into::into),
-        Err(trap) => Err(Error::runtime(describe_trap(&trap))),
-    }
-}
-
-/// One line for a trap: what the sandbox stopped, without the backtrace.
-fn describe_trap(error: &wasmtime::Error) -> String {
-    match error.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::Interrupt) => {
-            "interrupted at the call deadline (epoch interruption): the call ran too long".into()
-        }
-        Some(wasmtime::Trap::UnreachableCodeReached) => {
-            "the component aborted (wasm `unreachable`): \
-             a panic, or an allocation refused at the memory limit"
-                .into()
-        }
-        Some(trap) => format!("the component trapped: {trap}"),
-        None => error
-            .to_string()
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .to_string(),
-    }
 }
 
 /// The one address the sandbox lets the component reach for `server`, and
@@ -317,36 +444,4 @@ fn resolve(server: &Server) -> Result<SocketAddr, Error> {
         .or(addresses.first())
         .copied()
         .ok_or_else(|| dns_error(format!("{} has no address", server.host)))
-}
-
-/// A thread that advances the engine's epoch, so that call deadlines fire.
-pub(crate) struct Ticker {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Ticker {
-    pub(crate) fn start(engine: Engine) -> Ticker {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("smtp-mailer-epoch".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(TICK);
-                    engine.increment_epoch();
-                }
-            })
-            .ok();
-        Ticker { stop, thread }
-    }
-}
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }

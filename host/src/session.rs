@@ -6,9 +6,9 @@ use wasmtime::Store;
 use crate::bindings;
 use crate::bindings::exports::smtp_mailer::mailer::sessions::Guest as Sessions;
 use crate::bindings::exports::smtp_mailer::mailer::types as wit;
+use crate::call::finish;
 use crate::ctx::MailerCtx;
 use crate::error::Error;
-use crate::mailer::finish;
 use crate::types::{Content, Envelope, Message, SendReport};
 
 /// An open SMTP connection that carries messages one after the other.
@@ -16,6 +16,28 @@ use crate::types::{Content, Envelope, Message, SendReport};
 /// Any failure that leaves the connection in an unknown state closes it;
 /// later calls then fail with a connection error, and a new session is
 /// needed. Dropping the session closes the connection without QUIT.
+///
+/// ```no_run
+/// use smtp_mailer_host::{Mailbox, Mailer, Message, Server};
+///
+/// let mailer = Mailer::new()?;
+/// let mut session = mailer.open_session(&Server::new("smtp.example.org", 587))?;
+/// let message = |to: &str| Message {
+///     from: Mailbox::new("app@example.org"),
+///     to: vec![Mailbox::new(to)],
+///     subject: "Hello".into(),
+///     text: Some("Hi".into()),
+///     ..Message::default()
+/// };
+/// session.send(&message("ada@example.org"))?;
+/// if let Err(e) = session.send(&message("not-an-address")) {
+///     println!("refused before anything was sent: {e}");
+/// }
+/// session.send(&message("alan@example.org"))?;
+/// println!("guest memory: {} bytes", session.peak_memory());
+/// session.close()?;
+/// # Ok::<(), smtp_mailer_host::Error>(())
+/// ```
 pub struct Session {
     store: Store<MailerCtx>,
     exports: Sessions,

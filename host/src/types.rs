@@ -202,6 +202,27 @@ pub struct Credentials {
     pub mechanism: Option<String>,
 }
 
+impl Credentials {
+    /// A user name and password, with the strongest mechanism both sides
+    /// offer (SCRAM-SHA-256, PLAIN or LOGIN).
+    pub fn password(user: impl Into<String>, password: impl Into<String>) -> Self {
+        Credentials {
+            user: user.into(),
+            secret: Secret::Password(password.into()),
+            mechanism: None,
+        }
+    }
+
+    /// A user name and an OAuth 2.0 access token (XOAUTH2 or OAUTHBEARER).
+    pub fn oauth2(user: impl Into<String>, token: impl Into<String>) -> Self {
+        Credentials {
+            user: user.into(),
+            secret: Secret::OAuth2Token(token.into()),
+            mechanism: None,
+        }
+    }
+}
+
 /// Time limits of a send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {

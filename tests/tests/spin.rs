@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use mail_parser::MimeHeaders;
-use smtp_mailer_host::spin::{compose, imports_and_exports, HTTP_COMPONENT, REDIS_COMPONENT};
+use smtp_mailer_serve::{compose, imports_and_exports, HTTP_COMPONENT, REDIS_COMPONENT};
 use smtp_mailer_tests::dkim::{dkimpy, keygen};
 use smtp_mailer_tests::serve::{post_send, raw_request, request, ServeProcess, API_KEY};
 use smtp_mailer_tests::servers::Aiosmtpd;

@@ -1,0 +1,65 @@
+//! The Spin app without Spin: `smtp-mailer serve` runs the app's HTTP
+//! component the way Spin does.
+//!
+//! - [`compose`] plugs the mailer component into the app component (Spin's
+//!   `[component.x.dependencies]`), so the mailer runs as it is, once per
+//!   request, inside the composition.
+//! - [`SpinHttpApp`] serves the composition with wasmtime-wasi-http: a
+//!   fresh store per request, a memory limit and a deadline, no files, no
+//!   environment, no DNS, no outgoing HTTP, and TCP only to what the
+//!   [`AllowList`] names (Spin's `allowed_outbound_hosts` rule: IP or CIDR
+//!   with a port, a host name never matches). Deny by default: an empty
+//!   list allows no connection at all.
+//! - [`SpinRedisApp`] runs the Redis-triggered component the same way, and
+//!   [`subscribe`] feeds it each message of a channel of a real Redis.
+//! - [`Variables`] answers `fermyon:spin/variables` from the environment
+//!   (`SPIN_VARIABLE_<NAME>`, as `spin up`) or a file.
+//!
+//! ```no_run
+//! use smtp_mailer_serve::{AllowList, SpinHttpApp, Variables};
+//!
+//! let mut variables = Variables::new();
+//! variables.add_environment();
+//! let app = SpinHttpApp::builder()
+//!     .allow(AllowList::parse(&["tcp://192.0.2.10:587"])?)
+//!     .variables(variables)
+//!     .build_http()?;
+//! let listener = std::net::TcpListener::bind("127.0.0.1:3000")?;
+//! smtp_mailer_serve::serve(app, listener, None)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod app;
+mod compose;
+mod error;
+mod outbound;
+mod redis;
+mod server;
+mod store;
+mod variables;
+
+/// `fermyon:spin/variables@2.0.0` and `fermyon:spin/inbound-redis`, from
+/// `serve/wit/spin-host` (vendored from spin-sdk 5.2).
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "wit/spin-host",
+        world: "smtp-mailer:spin-host/redis-app",
+        exports: { default: async },
+    });
+}
+
+pub use app::{SpinAppBuilder, SpinHttpApp};
+pub use compose::{compose, imports_and_exports};
+pub use error::ServeError;
+pub use outbound::{AllowList, OutboundRule};
+pub use redis::{subscribe, RedisTrigger, SpinRedisApp};
+pub use server::serve;
+pub use variables::Variables;
+
+/// The Spin app's HTTP component (`spin/http`, built with this crate), not
+/// yet composed with the mailer.
+pub const HTTP_COMPONENT: &[u8] = include_bytes!(env!("SMTP_MAILER_SPIN_HTTP_PATH"));
+
+/// The Spin app's Redis-triggered component (`spin/redis`, built with this
+/// crate), not yet composed with the mailer.
+pub const REDIS_COMPONENT: &[u8] = include_bytes!(env!("SMTP_MAILER_SPIN_REDIS_PATH"));
