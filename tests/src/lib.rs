@@ -8,4 +8,5 @@ pub mod serve;
 pub mod servers;
 pub mod support;
 pub mod tls;
+pub mod unanswered;
 pub mod worker;

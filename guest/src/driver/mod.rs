@@ -1,7 +1,7 @@
 //! The I/O driver: runs a [`Client`] over a byte stream.
 //!
 //! The stream is any `Read + Write` with settable time limits ([`Timed`]):
-//! a TCP stream today, a TLS stream over it later. Each flight of bytes
+//! a TCP connection over wasi:sockets ([`tcp`]), or TLS over it. Each flight of bytes
 //! the client hands out goes out in one write (WASI 0.2 cannot set
 //! TCP_NODELAY; two small writes before a read stall on Nagle and delayed
 //! ACK). Each reply is read under a deadline: a server that stays silent,
@@ -9,7 +9,9 @@
 
 pub mod net;
 pub mod stream;
+pub mod tcp;
 pub mod tls;
+mod wait;
 
 use std::io::{self, Read, Write};
 use std::sync::Arc;

@@ -8,7 +8,6 @@
 //! the first buffer, so rustls never writes to the socket directly).
 
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,6 +15,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{CertificateError, ClientConfig, ClientConnection, RootCertStore};
 
+use super::tcp::TcpStream;
 use super::Timed;
 use crate::convert;
 use crate::smtp_mailer_mailer_types as wit;
@@ -153,7 +153,7 @@ impl TlsStream {
         format!("{version} {suite}")
     }
 
-    /// Writes every pending record in one write.
+    /// Writes every pending record in one write, and flushes it.
     fn flush_tls(&mut self) -> io::Result<()> {
         while self.conn.wants_write() {
             self.conn.write_tls(&mut self.outgoing)?;
@@ -162,6 +162,7 @@ impl TlsStream {
             let result = self.sock.write_all(&self.outgoing);
             self.outgoing.clear();
             result?;
+            self.sock.flush()?;
         }
         Ok(())
     }
