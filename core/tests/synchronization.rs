@@ -9,6 +9,8 @@
 //! write, then the server's replies to it, fed one at a time; nothing may
 //! be written before the last of them.
 
+mod common;
+
 use smtp_mailer_core::smtp::auth::{Credentials, Secret};
 use smtp_mailer_core::smtp::reply::ReplyParser;
 use smtp_mailer_core::smtp::{
@@ -463,4 +465,33 @@ fn the_opening_waits_for_each_reply_through_starttls_and_auth() {
         Some(Event::Ready)
     );
     delivered(one_by_one(&mut client, &["b@y.example"]));
+}
+
+#[test]
+fn a_send_after_quit_says_the_caller_closed_the_session() {
+    let mut client = opened(STRICT);
+    client.quit().unwrap();
+    assert_eq!(
+        converse(&mut client, "QUIT\r\n", &[("", "221 bye\r\n")]),
+        Some(Event::Closed)
+    );
+    let err = client
+        .send(envelope(&["b@y.example"]), BODY)
+        .expect_err("closed");
+    assert_eq!(err, Error::ClosedByCaller);
+    assert!(err.to_string().contains("closed by the caller"), "{err}");
+    assert!(!err.to_string().contains("failure"), "{err}");
+    assert!(!err.is_transient());
+    assert_eq!(client.reset(), Err(Error::ClosedByCaller));
+
+    // Closed by a failure, it says so.
+    let mut client = opened(STRICT);
+    client.send(envelope(&["b@y.example"]), BODY).unwrap();
+    client.take_output();
+    let (_, err) = common::feed(&mut client, "421 4.3.2 closing\r\n");
+    assert!(err.is_some());
+    assert_eq!(
+        client.send(envelope(&["b@y.example"]), BODY),
+        Err(Error::Closed)
+    );
 }

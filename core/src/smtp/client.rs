@@ -276,6 +276,8 @@ pub struct Client {
     /// next one starts with RSET. A completed transaction needs none
     /// (RFC 5321 4.1.1.4).
     needs_reset: bool,
+    /// True once the caller asked for QUIT: later operations say so.
+    quit_requested: bool,
     /// True once TLS protects the connection.
     tls_active: bool,
     /// The AUTH exchange under way.
@@ -293,6 +295,7 @@ impl Client {
             events: VecDeque::new(),
             transaction: None,
             needs_reset: false,
+            quit_requested: false,
             tls_active: config.tls == TlsPolicy::Implicit,
             authenticator: None,
             config,
@@ -514,6 +517,7 @@ impl Client {
     /// Starts QUIT. After its reply the client is closed.
     pub fn quit(&mut self) -> Result<(), Error> {
         self.check_idle(Stage::Quit)?;
+        self.quit_requested = true;
         self.push(Command::Quit, Expect::Quit);
         self.state = State::Busy;
         Ok(())
@@ -571,6 +575,7 @@ impl Client {
     fn check_idle(&self, stage: Stage) -> Result<(), Error> {
         match self.state {
             State::Ready => Ok(()),
+            State::Closed if self.quit_requested => Err(Error::ClosedByCaller),
             State::Closed => Err(Error::Closed),
             State::Opening | State::Busy => Err(Error::Protocol {
                 stage,
