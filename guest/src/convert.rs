@@ -199,7 +199,7 @@ pub fn core_error(e: CoreError) -> wit::Error {
             }),
             recipients: Vec::new(),
         }),
-        CoreError::Closed => wit::ErrorCode::Connection(wit::Failure {
+        CoreError::Closed | CoreError::ClosedByCaller => wit::ErrorCode::Connection(wit::Failure {
             stage: wit::Stage::Connect,
             detail: message.clone(),
         }),

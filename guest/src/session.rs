@@ -1,7 +1,7 @@
 //! The `session` resource, and the connection both it and one-shot sends
 //! use.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use smtp_mailer_core::smtp::auth::{Credentials, Secret};
@@ -226,6 +226,9 @@ fn limits(server: &wit::Server) -> Result<Limits, wit::Error> {
 pub struct Session {
     /// None once closed, by `close` or by a failure that broke it.
     connection: RefCell<Option<Connected>>,
+    /// True once the caller closed the session: later calls say so, rather
+    /// than blame a failure.
+    closed_by_caller: Cell<bool>,
 }
 
 impl Session {
@@ -237,7 +240,12 @@ impl Session {
     ) -> Result<T, wit::Error> {
         let mut slot = self.connection.borrow_mut();
         let Some(connection) = slot.as_mut() else {
-            return Err(convert::core_error(smtp_mailer_core::Error::Closed));
+            let closed = if self.closed_by_caller.get() {
+                smtp_mailer_core::Error::ClosedByCaller
+            } else {
+                smtp_mailer_core::Error::Closed
+            };
+            return Err(convert::core_error(closed));
         };
         let result = op(connection);
         if !connection.is_usable() {
@@ -255,6 +263,7 @@ impl GuestSession for Session {
         Ok(crate::exports::smtp_mailer::mailer::sessions::Session::new(
             Session {
                 connection: RefCell::new(Some(connection)),
+                closed_by_caller: Cell::new(false),
             },
         ))
     }
@@ -278,6 +287,7 @@ impl GuestSession for Session {
     }
 
     fn close(&self) -> Result<(), wit::Error> {
+        self.closed_by_caller.set(true);
         if let Some(connection) = self.connection.borrow_mut().take() {
             connection.quit();
         }
