@@ -9,7 +9,7 @@ use wasip2::sockets::network::{ErrorCode, IpAddress, Network};
 use super::tcp::{ConnectError, TcpStream};
 use super::wait::{condition, Deadline};
 use super::Limits;
-use crate::convert::{self, NetworkFailure};
+use crate::error::{self, NetworkFailure};
 use crate::smtp_mailer_mailer_types as wit;
 
 /// Resolves the server (or takes its connect address) and connects to the
@@ -27,7 +27,7 @@ pub fn connect(server: &wit::Server, limits: &Limits) -> Result<TcpStream, wit::
         }
     }
     let Some((address, e)) = last_error else {
-        return Err(convert::network(
+        return Err(error::network(
             NetworkFailure::Dns,
             wit::Stage::Connect,
             format!("{} has no address", server.host),
@@ -50,7 +50,7 @@ pub fn connect(server: &wit::Server, limits: &Limits) -> Result<TcpStream, wit::
             format!("cannot connect to {address}: {e}{}", hint(code)),
         ),
     };
-    Err(convert::network(kind, wit::Stage::Connect, detail))
+    Err(error::network(kind, wit::Stage::Connect, detail))
 }
 
 /// What a refusal by the host itself means.
@@ -68,7 +68,7 @@ fn addresses(
 ) -> Result<Vec<SocketAddr>, wit::Error> {
     if let Some(ip) = &server.connect_address {
         let ip: IpAddr = ip.parse().map_err(|_| {
-            convert::invalid(
+            error::invalid(
                 "server.connect-address",
                 &format!("{ip:?} is not an IP address"),
             )
@@ -76,7 +76,7 @@ fn addresses(
         return Ok(vec![SocketAddr::new(ip, server.port)]);
     }
     if server.host.is_empty() {
-        return Err(convert::invalid("server.host", "is empty"));
+        return Err(error::invalid("server.host", "is empty"));
     }
     if let Ok(ip) = server.host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, server.port)]);
@@ -88,7 +88,7 @@ fn addresses(
                 .collect()
         })
         .map_err(|detail| {
-            convert::network(
+            error::network(
                 NetworkFailure::Dns,
                 wit::Stage::Connect,
                 format!("cannot resolve {}: {detail}", server.host),

@@ -17,7 +17,7 @@ use rustls::{CertificateError, ClientConfig, ClientConnection, RootCertStore};
 
 use super::tcp::TcpStream;
 use super::Timed;
-use crate::convert;
+use crate::error;
 use crate::smtp_mailer_mailer_types as wit;
 
 /// The client configuration: the built-in roots plus `ca_pem`'s
@@ -29,11 +29,10 @@ pub fn client_config(ca_pem: Option<&str>) -> Result<Arc<ClientConfig>, wit::Err
     if let Some(pem) = ca_pem {
         let mut added = 0;
         for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-            let cert = cert.map_err(|e| {
-                convert::invalid("server.ca-pem", &format!("is not valid PEM: {e}"))
-            })?;
+            let cert = cert
+                .map_err(|e| error::invalid("server.ca-pem", &format!("is not valid PEM: {e}")))?;
             roots.add(cert).map_err(|e| {
-                convert::invalid(
+                error::invalid(
                     "server.ca-pem",
                     &format!("holds an unusable certificate: {e}"),
                 )
@@ -41,7 +40,7 @@ pub fn client_config(ca_pem: Option<&str>) -> Result<Arc<ClientConfig>, wit::Err
             added += 1;
         }
         if added == 0 {
-            return Err(convert::invalid(
+            return Err(error::invalid(
                 "server.ca-pem",
                 "holds no CERTIFICATE block",
             ));
@@ -74,7 +73,7 @@ impl TlsStream {
         limit: Duration,
     ) -> Result<TlsStream, wit::Error> {
         let name = ServerName::try_from(host.to_string()).map_err(|_| {
-            convert::invalid(
+            error::invalid(
                 "server.host",
                 "is not a valid DNS name or IP address for TLS",
             )
@@ -239,8 +238,8 @@ pub fn tls_error(detail: String) -> wit::Error {
 }
 
 fn handshake_timeout(host: &str, limit: Duration) -> wit::Error {
-    convert::network(
-        convert::NetworkFailure::Timeout,
+    error::network(
+        error::NetworkFailure::Timeout,
         wit::Stage::Tls,
         format!(
             "the TLS handshake with {host} did not finish within {} ms",
@@ -252,8 +251,8 @@ fn handshake_timeout(host: &str, limit: Duration) -> wit::Error {
 fn io_failure(e: io::Error, host: &str, limit: Duration) -> wit::Error {
     match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => handshake_timeout(host, limit),
-        _ => convert::network(
-            convert::NetworkFailure::Connection,
+        _ => error::network(
+            error::NetworkFailure::Connection,
             wit::Stage::Tls,
             format!("the connection to {host} failed during the TLS handshake: {e}"),
         ),
