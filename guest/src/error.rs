@@ -148,6 +148,21 @@ pub fn network(kind: NetworkFailure, stage: wit::Stage, detail: String) -> wit::
     }
 }
 
+/// A `not-allowed` error: the host's sandbox refused the connection to
+/// `address`. Permanent: trying again cannot help until the host allows it.
+pub fn not_allowed(address: std::net::SocketAddr) -> wit::Error {
+    let detail =
+        format!("the host does not allow a connection to {address} (access denied by its sandbox)");
+    wit::Error {
+        code: wit::ErrorCode::NotAllowed(wit::Failure {
+            stage: wit::Stage::Connect,
+            detail: detail.clone(),
+        }),
+        retry: wit::Retry::Permanent,
+        message: detail,
+    }
+}
+
 /// Which network failure [`network`] builds.
 #[derive(Debug, Clone, Copy)]
 pub enum NetworkFailure {

@@ -45,20 +45,13 @@ pub fn connect(server: &wit::Server, limits: &Limits) -> Result<TcpStream, wit::
             NetworkFailure::Timeout,
             format!("cannot connect to {address}: {e}"),
         ),
-        ConnectError::Failed(code) => (
+        ConnectError::Failed(ErrorCode::AccessDenied) => return Err(error::not_allowed(address)),
+        ConnectError::Failed(_) => (
             NetworkFailure::Connection,
-            format!("cannot connect to {address}: {e}{}", hint(code)),
+            format!("cannot connect to {address}: {e}"),
         ),
     };
     Err(error::network(kind, wit::Stage::Connect, detail))
-}
-
-/// What a refusal by the host itself means.
-fn hint(code: ErrorCode) -> &'static str {
-    match code {
-        ErrorCode::AccessDenied => " (the host does not allow this address)",
-        _ => "",
-    }
 }
 
 fn addresses(
