@@ -32,26 +32,17 @@ mod redis;
 mod resp;
 mod sqlite;
 
-pub use crate::redis::{RedisStore, DEFAULT_GROUP, DEFAULT_STREAM};
+pub use crate::redis::RedisStore;
 pub use crate::sqlite::SqliteStore;
+pub use smtp_mailer_queue_record::{
+    MessageStatus, RecipientState, RecipientStatus, State, DEFAULT_GROUP,
+    DEFAULT_STATUS_TTL_SECONDS, DEFAULT_STREAM,
+};
 
-/// A message to put on the queue.
-#[derive(Clone, PartialEq, Eq)]
-pub struct NewMessage {
-    /// The message's stable id (its Message-ID), kept across attempts.
-    pub message_id: String,
-    /// The message itself, opaque to the queue (the JSON text of a message).
-    pub payload: Vec<u8>,
-}
-
-impl fmt::Debug for NewMessage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NewMessage")
-            .field("message_id", &self.message_id)
-            .field("payload_len", &self.payload.len())
-            .finish()
-    }
-}
+/// A message to put on the queue: its stable id (its Message-ID) and the
+/// message itself, opaque to the queue (the JSON text of a message). The
+/// same record the Spin components enqueue.
+pub use smtp_mailer_queue_record::QueuedMessage as NewMessage;
 
 /// A message claimed by a worker.
 #[derive(Clone, PartialEq, Eq)]
@@ -162,7 +153,8 @@ impl std::error::Error for QueueError {}
 
 /// A durable queue of messages, shared by worker threads and processes.
 pub trait Queue: Send + Sync {
-    /// All or nothing, durable when it returns (fsync'd for SQLite). Returns the queue ids in order.
+    /// All or nothing, durable when it returns (fsync'd for SQLite), each message with a `queued`
+    /// [`MessageStatus`] kept [`DEFAULT_STATUS_TTL_SECONDS`]. Returns the queue ids in order.
     fn enqueue(&self, messages: &[NewMessage]) -> Result<Vec<String>, QueueError>;
     /// Up to `max` jobs for `consumer`: due deferred ones, new ones, and ones whose lease expired
     /// (a dead worker's). Waits at most `wait` for one to be available; Ok(empty) if none.
@@ -180,6 +172,11 @@ pub trait Queue: Send + Sync {
     fn defer(&self, job: &Job, done: &[String], not_before: SystemTime) -> Result<(), QueueError>;
     /// What the queue holds now.
     fn counts(&self) -> Result<QueueCounts, QueueError>;
+    /// Records what became of a message (the worker, after each attempt), kept for `ttl`.
+    fn record_status(&self, status: &MessageStatus, ttl: Duration) -> Result<(), QueueError>;
+    /// The last recorded status of a message, found by its Message-ID (with or without angle
+    /// brackets) or by the queue id it was first enqueued under; `None` when unknown or expired.
+    fn status(&self, id: &str) -> Result<Option<MessageStatus>, QueueError>;
     /// True when nothing is ready, delayed or in flight (for any consumer): a draining worker may exit.
     fn is_empty(&self) -> Result<bool, QueueError> {
         let c = self.counts()?;

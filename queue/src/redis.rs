@@ -13,6 +13,10 @@
 //!   entries.
 //! - The suppression list is the hash `<stream>:suppressed`, address to
 //!   `{"reason": ..., "since": <ms>}`.
+//! - Messages enter the stream only through `smtp-mailer-queue-record`'s
+//!   enqueue script, the one the Spin components run too; each gets a
+//!   status at `<stream>:status:<message_id>` and an alias from its first
+//!   queue id, `<stream>:alias:<id>`, both expiring.
 //!
 //! How durable an `enqueue` is depends on the server's persistence
 //! (`appendonly yes` and `appendfsync always` for the same guarantee as SQLite).
@@ -22,16 +26,16 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
+use smtp_mailer_queue_record::{
+    enqueue_arguments, normalize_address, EnqueueReply, MessageStatus, RedisKeys, SuppressionEntry,
+    DEFAULT_STATUS_TTL_SECONDS, FIELD_ATTEMPTS, FIELD_MESSAGE_ID, FIELD_PAYLOAD,
+};
+
 use crate::resp::{Cmd, Conn, Reply, REPLY_TIMEOUT};
 use crate::{
     duration_ms, from_millis, millis, Job, NewMessage, Queue, QueueCounts, QueueError, SharedRate,
-    Suppressed, Suppressions,
+    Suppressed, Suppressions, DEFAULT_GROUP, DEFAULT_STREAM,
 };
-
-/// The stream's key when the spec names none.
-pub const DEFAULT_STREAM: &str = "smtp-mailer:queue";
-/// The consumer group's name when the spec names none.
-pub const DEFAULT_GROUP: &str = "smtp-mailer";
 
 /// How many due deferred jobs one claim moves into the stream at most.
 const PROMOTE_LIMIT: usize = 1000;
@@ -237,6 +241,7 @@ pub struct RedisStore {
     lease: Duration,
     /// Idle connections; a claim that blocks holds its own.
     pool: Mutex<Vec<Conn>>,
+    keys: RedisKeys,
     delayed: String,
     suppressed: String,
 }
@@ -255,9 +260,11 @@ impl RedisStore {
     /// consumer group (and the stream) unless they exist.
     pub fn open(spec: &str, lease: Duration) -> Result<Self, QueueError> {
         let config = parse_url(spec)?;
+        let keys = RedisKeys::new(&config.stream);
         let store = RedisStore {
-            delayed: format!("{}:delayed", config.stream),
-            suppressed: format!("{}:suppressed", config.stream),
+            delayed: keys.delayed(),
+            suppressed: keys.suppressed(),
+            keys,
             config,
             lease,
             pool: Mutex::new(Vec::new()),
@@ -318,7 +325,7 @@ impl RedisStore {
     }
 
     fn done_key(&self, message_id: &str) -> String {
-        format!("{}:done:{message_id}", self.config.stream)
+        self.keys.done(message_id)
     }
 
     /// Moves due deferred jobs into the stream; answers when the next one is due.
@@ -475,10 +482,10 @@ fn entry_to_job(entry: Reply, consumer: &str) -> Result<Job, QueueError> {
             .remove(name)
             .ok_or_else(|| QueueError::Corrupt(format!("stream entry {id} has no {name}")))
     };
-    let message_id = String::from_utf8(field("message_id")?)
+    let message_id = String::from_utf8(field(FIELD_MESSAGE_ID)?)
         .map_err(|_| QueueError::Corrupt("a message_id is not UTF-8".into()))?;
-    let payload = field("payload")?;
-    let attempts = std::str::from_utf8(&field("attempts")?)
+    let payload = field(FIELD_PAYLOAD)?;
+    let attempts = std::str::from_utf8(&field(FIELD_ATTEMPTS)?)
         .ok()
         .and_then(|a| a.parse().ok())
         .ok_or_else(|| QueueError::Corrupt(format!("stream entry {id}: bad attempts")))?;
@@ -511,34 +518,29 @@ impl Queue for RedisStore {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
-        self.with_conn(|c| {
-            let mut cmds = vec![Cmd::new("MULTI")];
-            cmds.extend(messages.iter().map(|m| {
-                Cmd::new("XADD")
-                    .arg(&self.config.stream)
-                    .arg("*")
-                    .arg("message_id")
-                    .arg(&m.message_id)
-                    .arg("payload")
-                    .arg(&m.payload)
-                    .arg("attempts")
-                    .arg("0")
-            }));
-            cmds.push(Cmd::new("EXEC"));
-            let replies = c.pipeline(&cmds, REPLY_TIMEOUT)?;
-            for r in &replies[..replies.len() - 1] {
-                r.clone().ok("XADD")?;
-            }
-            let exec = replies
-                .into_iter()
-                .next_back()
-                .ok_or_else(|| QueueError::Corrupt("no reply to EXEC".into()))?
-                .ok("EXEC")?;
-            exec.array("EXEC")?
-                .into_iter()
-                .map(|r| r.ok("XADD")?.string("an XADD id"))
-                .collect()
-        })
+        let now = millis(SystemTime::now()) / 1000;
+        let args = enqueue_arguments(
+            &self.keys,
+            messages,
+            DEFAULT_STATUS_TTL_SECONDS,
+            None,
+            u64::try_from(now).unwrap_or(0),
+        );
+        let mut cmd = Cmd::new("EVAL");
+        for arg in &args {
+            cmd = cmd.arg(arg);
+        }
+        let items = self.with_conn(|c| c.call(cmd)?.ok("EVAL")?.array("the enqueue script"))?;
+        let items = items
+            .into_iter()
+            .map(|i| i.bytes("the enqueue script"))
+            .collect::<Result<Vec<_>, _>>()?;
+        match EnqueueReply::parse(&items).map_err(QueueError::Corrupt)? {
+            EnqueueReply::New(ids) => Ok(ids),
+            EnqueueReply::Replay(_) => Err(QueueError::Corrupt(
+                "the enqueue script replayed a request without an idempotency key".into(),
+            )),
+        }
     }
 
     fn claim(&self, consumer: &str, max: usize, wait: Duration) -> Result<Vec<Job>, QueueError> {
@@ -676,25 +678,64 @@ impl Queue for RedisStore {
             in_flight: n(pending),
         })
     }
+
+    fn record_status(&self, status: &MessageStatus, ttl: Duration) -> Result<(), QueueError> {
+        let cmd = Cmd::new("SET")
+            .arg(self.keys.status(&status.message_id))
+            .arg(status.to_json())
+            .arg("EX")
+            .num(ttl.as_secs().max(1));
+        self.with_conn(|c| c.call(cmd)?.ok("SET").map(drop))
+    }
+
+    fn status(&self, id: &str) -> Result<Option<MessageStatus>, QueueError> {
+        let id = id.trim();
+        let bare = id.trim_start_matches('<').trim_end_matches('>');
+        let read = |c: &mut Conn, message_id: &str| -> Result<Option<MessageStatus>, QueueError> {
+            match c
+                .call(Cmd::new("GET").arg(self.keys.status(message_id)))?
+                .ok("GET")?
+            {
+                Reply::Nil => Ok(None),
+                value => MessageStatus::from_json(&value.bytes("a status")?)
+                    .map(Some)
+                    .ok_or_else(|| QueueError::Corrupt(format!("the status of {message_id}"))),
+            }
+        };
+        self.with_conn(|c| {
+            for candidate in [id, bare, &format!("<{bare}>")] {
+                if let Some(status) = read(c, candidate)? {
+                    return Ok(Some(status));
+                }
+            }
+            match c
+                .call(Cmd::new("GET").arg(self.keys.alias(id)))?
+                .ok("GET")?
+            {
+                Reply::Nil => Ok(None),
+                alias => read(c, &alias.string("an alias")?),
+            }
+        })
+    }
 }
 
 impl Suppressions for RedisStore {
     fn add(&self, address: &str, reason: &str) -> Result<(), QueueError> {
-        let value = serde_json::json!({
-            "reason": reason,
-            "since": millis(SystemTime::now()),
-        });
+        let entry = SuppressionEntry {
+            reason: reason.to_string(),
+            since: u64::try_from(millis(SystemTime::now())).unwrap_or(0),
+        };
         let cmd = Cmd::new("HSET")
             .arg(&self.suppressed)
-            .arg(address.to_lowercase())
-            .arg(value.to_string());
+            .arg(normalize_address(address))
+            .arg(entry.to_json());
         self.with_conn(|c| c.call(cmd).map(drop))
     }
 
     fn remove(&self, address: &str) -> Result<bool, QueueError> {
         let cmd = Cmd::new("HDEL")
             .arg(&self.suppressed)
-            .arg(address.to_lowercase());
+            .arg(normalize_address(address));
         Ok(self.with_conn(|c| c.call(cmd)?.int("HDEL"))? > 0)
     }
 
@@ -702,7 +743,7 @@ impl Suppressions for RedisStore {
         if addresses.is_empty() {
             return Ok(Vec::new());
         }
-        let lower: Vec<String> = addresses.iter().map(|a| a.to_lowercase()).collect();
+        let lower: Vec<String> = addresses.iter().map(|a| normalize_address(a)).collect();
         let mut cmd = Cmd::new("HMGET").arg(&self.suppressed);
         for a in &lower {
             cmd = cmd.arg(a);
@@ -735,14 +776,12 @@ impl Suppressions for RedisStore {
 }
 
 fn parse_suppressed(address: String, json: &[u8]) -> Result<Suppressed, QueueError> {
-    let bad = || QueueError::Corrupt(format!("the suppression entry of {address}"));
-    let value: serde_json::Value = serde_json::from_slice(json).map_err(|_| bad())?;
-    let reason = value["reason"].as_str().ok_or_else(bad)?.to_string();
-    let since = value["since"].as_i64().ok_or_else(bad)?;
+    let entry = SuppressionEntry::from_json(json)
+        .ok_or_else(|| QueueError::Corrupt(format!("the suppression entry of {address}")))?;
     Ok(Suppressed {
         address,
-        reason,
-        since: from_millis(since),
+        reason: entry.reason,
+        since: from_millis(i64::try_from(entry.since).unwrap_or(i64::MAX)),
     })
 }
 
@@ -751,7 +790,7 @@ impl SharedRate for RedisStore {
         let cmd = Cmd::new("EVAL")
             .arg(RESERVE)
             .num(1)
-            .arg(format!("{}:rate:{key}", self.config.stream))
+            .arg(self.keys.rate(key))
             .num(duration_ms(interval).max(1));
         let wait = self.with_conn(|c| c.call(cmd)?.int("the rate reservation"))?;
         Ok(Duration::from_millis(u64::try_from(wait).unwrap_or(0)))

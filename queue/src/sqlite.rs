@@ -17,6 +17,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use smtp_mailer_queue_record::{normalize_address, MessageStatus, DEFAULT_STATUS_TTL_SECONDS};
+
 use crate::{
     duration_ms, from_millis, millis, Job, NewMessage, Queue, QueueCounts, QueueError, SharedRate,
     Suppressed, Suppressions,
@@ -44,6 +46,14 @@ CREATE TABLE IF NOT EXISTS rates (
     key TEXT PRIMARY KEY,
     next_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS status (
+    message_id TEXT PRIMARY KEY,
+    queue_id TEXT NOT NULL,
+    record TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS status_queue_id ON status (queue_id);
+CREATE INDEX IF NOT EXISTS status_expiry ON status (expires_at);
 ";
 
 /// How long a statement waits for another process's write lock.
@@ -232,11 +242,25 @@ impl Queue for SqliteStore {
                         "INSERT INTO queue (message_id, payload, not_before) VALUES (?1, ?2, ?3)",
                     )
                     .map_err(sql)?;
+                let mut status = tx
+                    .prepare_cached(
+                        "INSERT INTO status (message_id, queue_id, record, expires_at)
+                         VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (message_id) DO UPDATE SET queue_id = excluded.queue_id,
+                         record = excluded.record, expires_at = excluded.expires_at",
+                    )
+                    .map_err(sql)?;
+                let expires = now + DEFAULT_STATUS_TTL_SECONDS as i64 * 1000;
                 for m in messages {
                     insert
                         .execute(params![m.message_id, m.payload, now])
                         .map_err(sql)?;
-                    ids.push(tx.last_insert_rowid().to_string());
+                    let id = tx.last_insert_rowid().to_string();
+                    let queued = MessageStatus::queued(&m.message_id, (now / 1000) as u64);
+                    status
+                        .execute(params![m.message_id, id, queued.to_json(), expires])
+                        .map_err(sql)?;
+                    ids.push(id);
                 }
             }
             tx.commit().map_err(sql)?;
@@ -359,6 +383,44 @@ impl Queue for SqliteStore {
             in_flight: n(in_flight),
         })
     }
+
+    fn record_status(&self, status: &MessageStatus, ttl: Duration) -> Result<(), QueueError> {
+        let now = millis(SystemTime::now());
+        let expires = now.saturating_add(duration_ms(ttl).max(1000));
+        let conn = self.conn();
+        // Forget what has expired; the index makes this cheap.
+        conn.execute("DELETE FROM status WHERE expires_at < ?1", [now])
+            .map_err(sql)?;
+        conn.execute(
+            "INSERT INTO status (message_id, queue_id, record, expires_at) VALUES (?1, '', ?2, ?3)
+             ON CONFLICT (message_id) DO UPDATE SET record = excluded.record,
+             expires_at = excluded.expires_at",
+            params![status.message_id, status.to_json(), expires],
+        )
+        .map_err(sql)?;
+        Ok(())
+    }
+
+    fn status(&self, id: &str) -> Result<Option<MessageStatus>, QueueError> {
+        let id = id.trim();
+        let bare = id.trim_start_matches('<').trim_end_matches('>');
+        let record: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT record FROM status WHERE (message_id IN (?1, ?2, ?3) OR queue_id = ?1)
+                 AND expires_at >= ?4 ORDER BY message_id IN (?1, ?2, ?3) DESC LIMIT 1",
+                params![id, bare, format!("<{bare}>"), millis(SystemTime::now())],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql)?;
+        record
+            .map(|text| {
+                MessageStatus::from_json(text.as_bytes())
+                    .ok_or_else(|| QueueError::Corrupt(format!("the status of {id}")))
+            })
+            .transpose()
+    }
 }
 
 impl Suppressions for SqliteStore {
@@ -368,7 +430,11 @@ impl Suppressions for SqliteStore {
                 "INSERT INTO suppressed (address, reason, since) VALUES (?1, ?2, ?3)
                  ON CONFLICT (address) DO UPDATE SET reason = excluded.reason,
                      since = excluded.since",
-                params![address.to_lowercase(), reason, millis(SystemTime::now())],
+                params![
+                    normalize_address(address),
+                    reason,
+                    millis(SystemTime::now())
+                ],
             )
             .map_err(sql)?;
         Ok(())
@@ -379,14 +445,14 @@ impl Suppressions for SqliteStore {
             .conn()
             .execute(
                 "DELETE FROM suppressed WHERE address = ?1",
-                [address.to_lowercase()],
+                [normalize_address(address)],
             )
             .map_err(sql)?;
         Ok(n > 0)
     }
 
     fn check(&self, addresses: &[String]) -> Result<Vec<Option<Suppressed>>, QueueError> {
-        let lower: Vec<String> = addresses.iter().map(|a| a.to_lowercase()).collect();
+        let lower: Vec<String> = addresses.iter().map(|a| normalize_address(a)).collect();
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(

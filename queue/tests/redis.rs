@@ -201,3 +201,9 @@ fn suppressions_are_case_insensitive() {
     let redis = Redis::start();
     behaviours::suppressions_are_case_insensitive(&redis.store(LEASE));
 }
+
+#[test]
+fn statuses_are_kept_and_found_by_either_id() {
+    let redis = Redis::start();
+    behaviours::statuses_are_kept_and_found_by_either_id(&redis.store(LEASE));
+}

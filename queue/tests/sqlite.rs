@@ -130,3 +130,9 @@ fn bad_specs_are_refused() {
     let err = open("http://example.com/queue", LEASE).unwrap_err();
     assert!(err.to_string().starts_with("invalid queue spec"), "{err}");
 }
+
+#[test]
+fn statuses_are_kept_and_found_by_either_id() {
+    let dir = TempDir::new();
+    behaviours::statuses_are_kept_and_found_by_either_id(&store(&dir, LEASE));
+}

@@ -9,7 +9,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use smtp_mailer_queue::{open, NewMessage, QueueCounts, Store};
+use smtp_mailer_queue::{
+    open, MessageStatus, NewMessage, QueueCounts, RecipientState, State, Store,
+};
 
 use super::{message, NO_WAIT};
 
@@ -323,4 +325,48 @@ pub fn suppressions_are_case_insensitive(store: &Store) {
     assert!(!s.remove("bob@example.com").unwrap());
     assert!(s.check(&["bob@example.com".into()]).unwrap()[0].is_none());
     assert_eq!(s.list().unwrap().len(), 1);
+}
+
+/// An enqueued message is `queued`, found by its Message-ID (with or
+/// without angle brackets) and by its queue id; a recorded status replaces
+/// it, and expires.
+pub fn statuses_are_kept_and_found_by_either_id(store: &Store) {
+    let q = &store.queue;
+    let ids = q.enqueue(&[message(41)]).unwrap();
+    for id in ["<41@example.com>", "41@example.com", ids[0].as_str()] {
+        let status = q
+            .status(id)
+            .unwrap()
+            .unwrap_or_else(|| panic!("no status for {id}"));
+        assert_eq!(status.state, State::Queued, "{id}");
+        assert_eq!(status.message_id, "<41@example.com>");
+    }
+    assert_eq!(q.status("<nothing@example.com>").unwrap(), None);
+
+    let mut status = MessageStatus::queued("<41@example.com>", 1);
+    status.record(
+        1,
+        2,
+        [(
+            "ada@example.com".into(),
+            RecipientState::Delivered,
+            Some("250 ok".into()),
+        )],
+    );
+    q.record_status(&status, Duration::from_secs(60)).unwrap();
+    assert_eq!(q.status(&ids[0]).unwrap(), Some(status.clone()));
+
+    let mut short = MessageStatus::queued("<42@example.com>", 1);
+    short.record(
+        1,
+        2,
+        [("b@example.com".into(), RecipientState::Bounced, None)],
+    );
+    q.record_status(&short, Duration::from_secs(1)).unwrap();
+    assert_eq!(
+        q.status("<42@example.com>").unwrap().map(|s| s.state),
+        Some(State::Bounced)
+    );
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(q.status("<42@example.com>").unwrap(), None, "expired");
 }
