@@ -41,6 +41,9 @@ pub enum Command {
     Worker(WorkerArgs),
     /// List, add or remove suppressed addresses.
     Suppression(SuppressionArgs),
+    /// Print what became of a queued message: its state and each
+    /// recipient's last reply and attempts.
+    Status(StatusArgs),
 }
 
 /// Where the queue and the suppression list are.
@@ -118,6 +121,10 @@ pub struct WorkerArgs {
     /// This worker's name in the queue (default: host name and process id).
     #[arg(long)]
     pub consumer: Option<String>,
+    /// Seconds each message's status (`smtp-mailer status`, the Spin app's
+    /// GET /messages/ID) is kept after its last attempt (7 days by default).
+    #[arg(long, value_name = "SECONDS", default_value_t = smtp_mailer_queue::DEFAULT_STATUS_TTL_SECONDS)]
+    pub status_ttl: u64,
     /// Exit once nothing is ready, delayed or in flight.
     #[arg(long)]
     pub exit_when_empty: bool,
@@ -154,6 +161,21 @@ pub enum Progress {
     Always,
     /// Never: JSON lines instead.
     Never,
+}
+
+/// Options of `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The queue.
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// The message: its Message-ID (with or without <>), or the queue id
+    /// that `enqueue` or the Spin app's POST /messages answered.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Human-readable lines, or one JSON object.
+    #[arg(long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
 }
 
 /// Options of `suppression`.

@@ -35,6 +35,7 @@ fn main() -> ExitCode {
         Command::Enqueue(args) => queue::enqueue(args),
         Command::Worker(args) => worker::worker(args),
         Command::Suppression(args) => queue::suppression(args),
+        Command::Status(args) => queue::status(args),
         Command::DkimKeygen(args) => match keygen::keygen(&args) {
             Ok(record) => {
                 println!("{record}");

@@ -8,7 +8,7 @@ use std::time::Duration;
 use smtp_mailer_delivery::worker::prepare;
 use smtp_mailer_queue::{self as queue, NewMessage, Store};
 
-use crate::args::{EnqueueArgs, SuppressionAction, SuppressionArgs};
+use crate::args::{EnqueueArgs, Output, StatusArgs, SuppressionAction, SuppressionArgs};
 use crate::output::{EXIT_INVALID, EXIT_OK, EXIT_TEMPFAIL};
 
 /// Opens the queue, or reports why not (the exit code of the failure).
@@ -137,4 +137,50 @@ pub fn suppression(args: SuppressionArgs) -> u8 {
             EXIT_TEMPFAIL
         }
     }
+}
+
+/// `smtp-mailer status`: 0 when the message is known, 1 when it is not (or
+/// its status expired), 75 when the queue cannot be read.
+pub fn status(args: StatusArgs) -> u8 {
+    let store = match open_store(&args.queue.queue, Duration::from_secs(60)) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    let status = match store.queue.status(&args.id) {
+        Ok(status) => status,
+        Err(e) => {
+            eprintln!("error: the queue: {e}");
+            return EXIT_TEMPFAIL;
+        }
+    };
+    let Some(status) = status else {
+        eprintln!(
+            "error: no message {} in this queue (or its status expired)",
+            args.id
+        );
+        return 1;
+    };
+    if args.output == Output::Json {
+        println!("{}", status.to_json());
+        return EXIT_OK;
+    }
+    println!(
+        "<{}>: {} after {} attempt(s)",
+        status
+            .message_id
+            .trim_start_matches('<')
+            .trim_end_matches('>'),
+        status.state.name(),
+        status.attempts
+    );
+    for r in &status.recipients {
+        println!(
+            "  {:<10} {:<30} {} attempt(s)  {}",
+            r.state.name(),
+            r.address,
+            r.attempts,
+            r.reply.as_deref().unwrap_or("")
+        );
+    }
+    EXIT_OK
 }

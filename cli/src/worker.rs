@@ -120,6 +120,7 @@ pub fn worker(args: WorkerArgs) -> u8 {
             lease,
             poll: Duration::from_millis(200),
             dkim,
+            status_ttl: Duration::from_secs(args.status_ttl),
         },
     );
     let stderr = Arc::new(Mutex::new(()));

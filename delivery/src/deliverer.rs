@@ -41,11 +41,22 @@ pub struct Refusal {
     pub reason: String,
 }
 
+/// A recipient that a relay accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// The address.
+    pub address: String,
+    /// The relay that took it (`host:port`).
+    pub relay: String,
+    /// The relay's reply to the message, in one line.
+    pub reply: String,
+}
+
 /// What one attempt did to the recipients it was given.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Attempt {
-    /// Accepted, with the relay that took each.
-    pub delivered: Vec<(String, String)>,
+    /// Accepted, with the relay that took each and its reply.
+    pub delivered: Vec<Delivered>,
     /// Failed transiently on every relay: to retry later.
     pub deferred: Vec<Refusal>,
     /// Refused for good.
@@ -60,7 +71,7 @@ impl Attempt {
     pub fn finished(&self) -> impl Iterator<Item = &str> {
         self.delivered
             .iter()
-            .map(|(a, _)| a.as_str())
+            .map(|d| d.address.as_str())
             .chain(self.bounced.iter().map(|r| r.address.as_str()))
             .chain(self.suppressed.iter().map(|r| r.address.as_str()))
     }
@@ -251,7 +262,11 @@ impl Deliverer {
             let mut next = Vec::new();
             for (address, fate) in fates(&result, &remaining) {
                 match fate {
-                    Fate::Accepted => attempt.delivered.push((address, pool.relay().to_string())),
+                    Fate::Accepted(reply) => attempt.delivered.push(Delivered {
+                        address,
+                        relay: pool.relay().to_string(),
+                        reply,
+                    }),
                     Fate::Transient(reason) => {
                         last_reasons.insert(address.clone(), reason);
                         next.push(address);

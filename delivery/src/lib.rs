@@ -38,8 +38,8 @@
 //!     ..Message::default()
 //! };
 //! let attempt = deliverer.attempt(&message, &[]);
-//! for (address, relay) in &attempt.delivered {
-//!     println!("{address}: accepted by {relay}");
+//! for d in &attempt.delivered {
+//!     println!("{}: accepted by {} ({})", d.address, d.relay, d.reply);
 //! }
 //! // Retry these later, with the others as `done`, so only they go again.
 //! let done: Vec<String> = attempt.finished().map(String::from).collect();
@@ -64,7 +64,7 @@ mod rate;
 mod retry;
 pub mod worker;
 
-pub use deliverer::{envelope_recipients, Attempt, Deliverer, DeliveryOptions, Refusal};
+pub use deliverer::{envelope_recipients, Attempt, Delivered, Deliverer, DeliveryOptions, Refusal};
 pub use metrics::{Metrics, RecipientCount};
 pub use pool::{Outgoing, PoolOptions, SessionPool};
 pub use rate::{Rate, RateError, TokenBucket};

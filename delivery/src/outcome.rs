@@ -7,8 +7,9 @@ use smtp_mailer_host::{Reply, SendReport};
 /// The fate of one recipient in one send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Fate {
-    /// The server took the message for it.
-    Accepted,
+    /// The server took the message for it: the reply to the data (or the
+    /// recipient's own when the data was refused for others).
+    Accepted(String),
     /// A retry may succeed (4xx, a lost connection, a timeout).
     Transient(String),
     /// Refused for good. `bad_mailbox` when the refusal is about the
@@ -20,12 +21,12 @@ pub(crate) enum Fate {
 /// The fate of each of `sent` after a send that returned `result`.
 pub(crate) fn fates(result: &Result<SendReport, Error>, sent: &[String]) -> Vec<(String, Fate)> {
     match result {
-        Ok(report) => per_recipient(&report.recipients, sent),
+        Ok(report) => per_recipient(&report.recipients, sent, Some(&report.final_reply)),
         Err(Error {
             kind: ErrorKind::Rejected(rejection),
             ..
         }) if rejection.stage == Stage::RcptTo && !rejection.recipients.is_empty() => {
-            per_recipient(&rejection.recipients, sent)
+            per_recipient(&rejection.recipients, sent, None)
         }
         Err(e) => {
             let fate = if e.is_transient() {
@@ -44,6 +45,7 @@ pub(crate) fn fates(result: &Result<SendReport, Error>, sent: &[String]) -> Vec<
 fn per_recipient(
     outcomes: &[smtp_mailer_host::RecipientOutcome],
     sent: &[String],
+    final_reply: Option<&Reply>,
 ) -> Vec<(String, Fate)> {
     sent.iter()
         .map(|address| {
@@ -51,7 +53,9 @@ fn per_recipient(
                 .iter()
                 .find(|o| o.address.eq_ignore_ascii_case(address));
             let fate = match outcome {
-                Some(o) if o.accepted => Fate::Accepted,
+                Some(o) if o.accepted => {
+                    Fate::Accepted(final_reply.unwrap_or(&o.reply).to_string())
+                }
                 Some(o) if (400..500).contains(&o.reply.code) => {
                     Fate::Transient(o.reply.to_string())
                 }
@@ -115,7 +119,10 @@ mod tests {
             final_reply: reply(250, None),
         };
         let f = fates(&Ok(report), &sent);
-        assert_eq!(f[0].1, Fate::Accepted);
+        assert!(
+            matches!(&f[0].1, Fate::Accepted(reply) if reply.starts_with("250")),
+            "{f:?}"
+        );
         assert!(matches!(f[1].1, Fate::Transient(_)));
         assert!(matches!(
             f[2].1,

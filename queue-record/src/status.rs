@@ -59,6 +59,19 @@ pub enum RecipientState {
     Suppressed,
 }
 
+impl RecipientState {
+    /// The state's name, as in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            RecipientState::Delivered => "delivered",
+            RecipientState::Deferred => "deferred",
+            RecipientState::Bounced => "bounced",
+            RecipientState::Failed => "failed",
+            RecipientState::Suppressed => "suppressed",
+        }
+    }
+}
+
 /// One recipient's last outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecipientStatus {

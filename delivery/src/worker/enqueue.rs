@@ -7,8 +7,10 @@ use std::fmt;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use rand_core::RngCore;
 use serde_json::Value;
 use smtp_mailer_queue::NewMessage;
+use smtp_mailer_queue_record::stamp;
 
 use crate::json::parse_message;
 use smtp_mailer_host::Content;
@@ -86,30 +88,15 @@ fn prepare_one(mut value: Value, base_dir: &Path, mailer: &Mailer) -> Result<New
             }
         }
     }
-    let text = serde_json::to_string(&value).map_err(|e| e.to_string())?;
+    // A stable Message-ID and Date, as the Spin app's POST /messages gives.
+    let now_millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let queued =
+        stamp(&mut value, now_millis, rand_core::OsRng.next_u64()).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&queued.payload);
     let mut message = parse_message(&text, Path::new("/"))?;
-    let message_id = match &message.message_id {
-        Some(id) => id.clone(),
-        None => {
-            let id = new_message_id(&message.from.address);
-            if let Some(object) = value.as_object_mut() {
-                object.insert("messageId".into(), Value::String(id.clone()));
-            }
-            message.message_id = Some(id.clone());
-            id
-        }
-    };
-    // A fixed Date too, so that every attempt sends the same message.
-    if message.date.is_none() {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        if let Some(object) = value.as_object_mut() {
-            object.insert("date".into(), Value::from(now));
-        }
-        message.date = Some(now);
-    }
     // Check it as the component would, without reading attachment files.
     for attachment in &mut message.attachments {
         if matches!(attachment.content, Content::File(_)) {
@@ -117,25 +104,5 @@ fn prepare_one(mut value: Value, base_dir: &Path, mailer: &Mailer) -> Result<New
         }
     }
     mailer.build_message(&message).map_err(|e| e.message)?;
-    let payload = serde_json::to_vec(&value).map_err(|e| e.to_string())?;
-    Ok(NewMessage {
-        message_id,
-        payload,
-    })
-}
-
-/// A Message-ID unique to this message, at the sender's domain: the time
-/// in milliseconds and 64 random bits.
-fn new_message_id(from: &str) -> String {
-    use rand_core::RngCore;
-    let domain = from
-        .rsplit_once('@')
-        .map(|(_, d)| d)
-        .filter(|d| !d.is_empty())
-        .unwrap_or("smtp-mailer.invalid");
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    format!("{millis:x}.{:016x}@{domain}", rand_core::OsRng.next_u64())
+    Ok(queued)
 }

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use smtp_mailer_queue::{Job, Queue, QueueError};
+use smtp_mailer_queue::{Job, MessageStatus, Queue, QueueError, RecipientState, State};
 
 use crate::json::parse_message;
 use crate::{Deliverer, RecipientCount};
@@ -42,6 +42,9 @@ pub struct WorkerOptions {
     pub poll: Duration,
     /// Sign every message with these DKIM settings.
     pub dkim: Option<Dkim>,
+    /// How long each message's status (`smtp-mailer status`, the Spin app's
+    /// `GET /messages/{id}`) is kept after its last attempt.
+    pub status_ttl: Duration,
 }
 
 impl Default for WorkerOptions {
@@ -53,6 +56,7 @@ impl Default for WorkerOptions {
             lease: Duration::from_secs(60),
             poll: Duration::from_millis(200),
             dkim: None,
+            status_ttl: Duration::from_secs(smtp_mailer_queue::DEFAULT_STATUS_TTL_SECONDS),
         }
     }
 }
@@ -219,6 +223,7 @@ impl Worker {
             ms: started.elapsed().as_millis() as u64,
         };
         let metrics = self.deliverer.metrics();
+        let mut status = self.last_status(job);
         let text = String::from_utf8_lossy(&job.payload);
         let mut message = match parse_message(&text, Path::new("/")) {
             Ok(message) => message,
@@ -228,6 +233,9 @@ impl Worker {
                     reply: Some(format!("the queued message cannot be read: {reason}")),
                     ..event(EventKind::Failed, Vec::new())
                 });
+                status.state = State::Failed;
+                status.attempts = number;
+                self.record(status);
                 return self.queue.complete(job);
             }
         };
@@ -239,11 +247,42 @@ impl Worker {
         }
         let attempt = self.deliverer.attempt(&message, &job.done);
 
+        let retry = &self.deliverer.options().retry;
+        let gives_up = retry.gives_up(number);
+        let mut outcomes: Vec<_> = attempt
+            .delivered
+            .iter()
+            .map(|d| {
+                (
+                    d.address.clone(),
+                    RecipientState::Delivered,
+                    Some(d.reply.clone()),
+                )
+            })
+            .collect();
+        let left = match gives_up {
+            true => RecipientState::Failed,
+            false => RecipientState::Deferred,
+        };
+        for (refusals, state) in [
+            (&attempt.bounced, RecipientState::Bounced),
+            (&attempt.suppressed, RecipientState::Suppressed),
+            (&attempt.deferred, left),
+        ] {
+            outcomes.extend(
+                refusals
+                    .iter()
+                    .map(|r| (r.address.clone(), state, Some(r.reason.clone()))),
+            );
+        }
+        status.record(number, unix_secs(), outcomes);
+        self.record(status);
+
         let mut by_relay: Vec<(String, Vec<String>)> = Vec::new();
-        for (address, relay) in &attempt.delivered {
-            match by_relay.iter_mut().find(|(r, _)| r == relay) {
-                Some((_, list)) => list.push(address.clone()),
-                None => by_relay.push((relay.clone(), vec![address.clone()])),
+        for d in &attempt.delivered {
+            match by_relay.iter_mut().find(|(r, _)| *r == d.relay) {
+                Some((_, list)) => list.push(d.address.clone()),
+                None => by_relay.push((d.relay.clone(), vec![d.address.clone()])),
             }
         }
         for (relay, recipients) in by_relay {
@@ -269,8 +308,7 @@ impl Worker {
         }
         let deferred: Vec<String> = attempt.deferred.iter().map(|r| r.address.clone()).collect();
         let reply = attempt.deferred.first().map(|r| r.reason.clone());
-        let retry = &self.deliverer.options().retry;
-        if retry.gives_up(number) {
+        if gives_up {
             metrics.count(RecipientCount::Failed, deferred.len());
             self.emit(Event {
                 reply,
@@ -290,11 +328,33 @@ impl Worker {
         self.queue.defer(job, &done, SystemTime::now() + delay)
     }
 
+    /// The status recorded so far, or a fresh `queued` one (a message
+    /// enqueued before statuses existed, or whose status expired).
+    fn last_status(&self, job: &Job) -> MessageStatus {
+        match self.queue.status(&job.message_id) {
+            Ok(Some(status)) if status.message_id == job.message_id => status,
+            _ => MessageStatus::queued(&job.message_id, unix_secs()),
+        }
+    }
+
+    /// Records `status`. A status is information, not delivery: a queue that
+    /// cannot take it now only leaves an older one.
+    fn record(&self, status: MessageStatus) {
+        let _ = self.queue.record_status(&status, self.options.status_ttl);
+    }
+
     fn emit(&self, event: Event) {
         if let Some(observer) = &self.observer {
             observer(&event);
         }
     }
+}
+
+fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Pauses between tries of a failing queue: 1 s doubling to 30 s.
