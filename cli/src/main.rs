@@ -7,6 +7,7 @@
 
 mod args;
 mod capture;
+mod doctor;
 mod keygen;
 mod message;
 mod output;
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
         Command::Enqueue(args) => queue::enqueue(args),
         Command::Worker(args) => worker::worker(args),
         Command::Suppression(args) => queue::suppression(args),
+        Command::Doctor(args) => doctor::doctor(args),
         Command::DkimKeygen(args) => match keygen::keygen(&args) {
             Ok(record) => {
                 println!("{record}");
