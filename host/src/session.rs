@@ -120,7 +120,7 @@ impl Session {
     /// use smtp_mailer_host::{Mailer, Server};
     ///
     /// let mailer = Mailer::new()?;
-    /// let session = mailer.open_session(&Server::new("smtp.example.org", 587))?;
+    /// let mut session = mailer.open_session(&Server::new("smtp.example.org", 587))?;
     /// let offered = session.capabilities()?;
     /// println!("SIZE {:?}, DSN {}", offered.size, offered.offers("DSN"));
     /// session.close()?;
