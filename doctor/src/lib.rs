@@ -247,8 +247,8 @@ pub fn diagnose(mailer: &Mailer, settings: &Settings) -> Result<Report, DoctorEr
     // Each check has a bound of its own, whatever the DNS does.
     let limit = settings.dns_timeout * 8;
 
-    let relay = match &settings.relay {
-        Some(server) => Some(runtime.block_on(async {
+    let relay = settings.relay.as_ref().map(|server| {
+        runtime.block_on(async {
             match tokio::time::timeout(limit, relay_address(&dns, server)).await {
                 Ok(resolved) => resolved,
                 Err(_) => Err(Finding::unchecked(
@@ -257,9 +257,8 @@ pub fn diagnose(mailer: &Mailer, settings: &Settings) -> Result<Report, DoctorEr
                     too_slow(limit),
                 )),
             }
-        })),
-        None => None,
-    };
+        })
+    });
 
     let signed = signing.is_some();
     let (mut findings, relay_finding) = std::thread::scope(|scope| {

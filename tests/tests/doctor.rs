@@ -11,9 +11,10 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use smtp_mailer_host::{Security, Server};
 use smtp_mailer_tests::dns::{txt_strings, zone, SilentDns, TestDns, Zone};
 use smtp_mailer_tests::servers::{Aiosmtpd, AiosmtpdOptions};
-use smtp_mailer_tests::support::run_cli;
+use smtp_mailer_tests::support::{loopback, mailer, run_cli};
 use smtp_mailer_tests::tls::TestPki;
 
 /// The relay's address, as the tests' SPF records and PTR know it.
@@ -597,4 +598,54 @@ fn a_dns_server_that_does_not_answer_leaves_every_dns_check_unchecked_in_bounded
         took < Duration::from_secs(15),
         "a silent DNS server held the doctor for {took:?}"
     );
+}
+
+#[test]
+fn session_capabilities_tell_implicit_tls_and_plaintext_apart() {
+    let pki = TestPki::generate();
+    let implicit = Aiosmtpd::start_with(AiosmtpdOptions {
+        implicit_tls: Some(pki.good.clone()),
+        size_limit: Some(1_000_000),
+        ..Default::default()
+    });
+    let mut server = Server::new("localhost", implicit.port());
+    server.connect_address = Some("127.0.0.1".into());
+    server.security = Security::ImplicitTls;
+    server.ca_pem = Some(pki.ca_pem.clone());
+    let mut session = mailer()
+        .open_session(&server)
+        .expect("implicit TLS session");
+    let offered = session.capabilities().expect("capabilities");
+    session.close().expect("QUIT");
+    let tls = offered.tls.clone().expect("TLS details");
+    assert!(tls.implicit, "{tls:?}");
+    assert!(tls.version.starts_with("TLSv1_"), "{tls:?}");
+    assert_eq!(
+        tls.peer_certificates.len(),
+        1,
+        "the server's own certificate"
+    );
+    assert_eq!(offered.size, Some(1_000_000));
+    assert!(
+        offered.extensions.contains(&"SIZE 1000000".to_string()),
+        "{offered:?}"
+    );
+    assert!(!offered.authenticated);
+
+    let plain = Aiosmtpd::start_with(AiosmtpdOptions {
+        smtputf8: true,
+        ..Default::default()
+    });
+    let mut session = mailer()
+        .open_session(&loopback(plain.port()))
+        .expect("plaintext session");
+    let offered = session.capabilities().expect("capabilities");
+    session.close().expect("QUIT");
+    assert_eq!(offered.tls, None);
+    assert!(
+        offered.offers("SMTPUTF8") && offered.offers("8bitmime"),
+        "{offered:?}"
+    );
+    assert!(!offered.offers("CHUNKING"), "{offered:?}");
+    assert!(plain.messages().is_empty(), "nothing was sent");
 }
