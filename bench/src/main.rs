@@ -17,6 +17,7 @@ mod lettre_client;
 mod native;
 mod postfix;
 mod stats;
+mod turns;
 mod workload;
 
 use std::net::{IpAddr, SocketAddr};
@@ -24,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-use smtp_mailer_host::{Mailer, MailerCtxBuilder, Security, Server, COMPONENT};
+use smtp_mailer_host::{Mailer, MailerCtxBuilder, Message, Security, Server, COMPONENT};
 use smtp_mailer_tests::servers::{Aiosmtpd, AiosmtpdOptions};
 use smtp_mailer_tests::tls::TestPki;
 
@@ -313,6 +314,49 @@ fn run(options: Options) -> Result<(), BoxError> {
     let source_reused_rate = reused as f64 / source_reused.as_secs_f64();
     let source_fresh_rate = fresh as f64 / source_fresh.as_secs_f64();
 
+    // 2b. A server without PIPELINING (smtp-sink -p): each command waits
+    // for its reply. The rate over a reused session, and the round trips
+    // per message with and without PIPELINING, counted by a relay.
+    let strict = options.count(1000);
+    step(&format!(
+        "reused session against smtp-sink -p (no PIPELINING): {strict} messages, \
+         {ROUNDS} rounds per sender; round trips per message"
+    ));
+    let strict_sink = postfix::Sink::start_with(&tools, false)?;
+    let strict_address = strict_sink.address;
+    let strict_server = loopback(strict_address);
+    let mut strict_rounds: [Vec<Timings>; 2] = Default::default();
+    let mut source_strict = Duration::MAX;
+    for _ in 0..ROUNDS {
+        let mut session = mailer.open_session(&strict_server)?;
+        for _ in 0..20 {
+            session.send(&message)?;
+        }
+        strict_rounds[0].push(Timings::measure(strict, || {
+            session.send(&message).map(drop).map_err(BoxError::from)
+        })?);
+        session.close()?;
+
+        let mut native_session = native::Session::open(strict_address, None)?;
+        for _ in 0..20 {
+            native_session.send_message()?;
+        }
+        strict_rounds[1].push(Timings::measure(strict, || native_session.send_message())?);
+        native_session.quit()?;
+
+        source_strict = source_strict.min(tools.source(strict_address, strict, size, true)?);
+    }
+    let [component_strict, native_strict] = strict_rounds.map(Timings::rounds);
+    let source_strict_rate = strict as f64 / source_strict.as_secs_f64();
+    let counted = options.count(50);
+    let round_trips = RoundTrips {
+        component_pipelining: component_round_trips(&mailer, address, &message, counted)?,
+        component_strict: component_round_trips(&mailer, strict_address, &message, counted)?,
+        source_pipelining: source_round_trips(&tools, address, size, counted)?,
+        source_strict: source_round_trips(&tools, strict_address, size, counted)?,
+    };
+    drop(strict_sink);
+
     // 3. STARTTLS on a new connection, against aiosmtpd.
     let tls_count = options.count(40);
     step(&format!("STARTTLS sends: {tls_count} per client, aiosmtpd"));
@@ -488,6 +532,52 @@ fn run(options: Options) -> Result<(), BoxError> {
         Row::new(
             "reused session, per send: lettre",
             lettre_reused.all.latencies(),
+        ),
+        Row::new(
+            format!("reused session, no PIPELINING (smtp-sink -p), {strict} msgs: component"),
+            rate(component_strict.best),
+        )
+        .against(
+            format!("{} smtp-source -d", rate(source_strict_rate)),
+            component_strict.best / source_strict_rate,
+        ),
+        Row::new(
+            "reused session, no PIPELINING: same core, native",
+            rate(native_strict.best),
+        )
+        .against(
+            format!("{} smtp-source -d", rate(source_strict_rate)),
+            native_strict.best / source_strict_rate,
+        ),
+        Row::new(
+            "reused session, no PIPELINING, per send: component",
+            component_strict.all.latencies(),
+        )
+        .reference(format!("native core: {}", native_strict.all.latencies()))
+        .target("no 40 ms stall", component_strict.all.stalls() == 0),
+        Row::new(
+            format!(
+                "round trips per message, reused session, PIPELINING (smtp-sink; {counted} msgs \
+                 through a counting relay): component"
+            ),
+            format!("{:.2}", round_trips.component_pipelining),
+        )
+        .reference(format!(
+            "{:.2} smtp-source -d",
+            round_trips.source_pipelining
+        ))
+        .target(
+            "2 (MAIL RCPT DATA, then the content)",
+            round_trips.component_pipelining == 2.0,
+        ),
+        Row::new(
+            "round trips per message, reused session, no PIPELINING (smtp-sink -p): component",
+            format!("{:.2}", round_trips.component_strict),
+        )
+        .reference(format!("{:.2} smtp-source -d", round_trips.source_strict))
+        .target(
+            "4 (MAIL, RCPT, DATA, the content)",
+            round_trips.component_strict == 4.0,
         ),
         Row::new(
             format!("new connection per message, {fresh} msgs: component"),
@@ -751,6 +841,54 @@ fn machine() -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|| "rustc unknown".into());
     format!("{cores} cores, {cpu}, {kernel}, {rustc}")
+}
+
+/// Round trips per message over a reused session, counted by a relay.
+struct RoundTrips {
+    component_pipelining: f64,
+    component_strict: f64,
+    source_pipelining: f64,
+    source_strict: f64,
+}
+
+/// The component's round trips per message over a session to `sink`: the
+/// client's turns at a relay over `count` sends, the opening left out.
+fn component_round_trips(
+    mailer: &Mailer,
+    sink: SocketAddr,
+    message: &Message,
+    count: usize,
+) -> Result<f64, BoxError> {
+    let relay = turns::Relay::start(sink)?;
+    let mut session = mailer.open_session(&loopback(relay.address))?;
+    session.send(message)?;
+    let before = relay.turns();
+    for _ in 0..count {
+        session.send(message)?;
+    }
+    let after = relay.turns();
+    session.close()?;
+    Ok((after - before) as f64 / count as f64)
+}
+
+/// `smtp-source -d`'s round trips per message to `sink`: the difference
+/// between runs of `count` and `2 * count` messages, which cancels the
+/// opening and the goodbye.
+fn source_round_trips(
+    tools: &postfix::Tools,
+    sink: SocketAddr,
+    size: usize,
+    count: usize,
+) -> Result<f64, BoxError> {
+    let mut turns = Vec::new();
+    for messages in [count, 2 * count] {
+        let relay = turns::Relay::start(sink)?;
+        tools.source(relay.address, messages, size, true)?;
+        let counted = relay.turns();
+        drop(relay);
+        turns.push(counted);
+    }
+    Ok((turns[1] as f64 - turns[0] as f64) / count as f64)
 }
 
 /// The callgrind results of one run.

@@ -92,6 +92,12 @@ impl Sink {
     /// Starts `smtp-sink` (PIPELINING and 8BITMIME on, as by default) and
     /// waits until it accepts connections.
     pub fn start(tools: &Tools) -> io::Result<Sink> {
+        Sink::start_with(tools, true)
+    }
+
+    /// Starts `smtp-sink` with PIPELINING announced or not (`-p`): without
+    /// it a client must wait for each reply.
+    pub fn start_with(tools: &Tools, pipelining: bool) -> io::Result<Sink> {
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
             .local_addr()?
             .port();
@@ -101,6 +107,9 @@ impl Sink {
         // another user; the unpacked package has created no such user.
         if is_root() {
             command.args(["-u", "nobody"]);
+        }
+        if !pipelining {
+            command.arg("-p");
         }
         let child = command
             .arg(address.to_string())

@@ -26,8 +26,9 @@ pub enum Command {
     Build(BuildArgs),
     /// Run the capture server alone, storing each message it receives.
     Capture(CaptureArgs),
-    /// Serve the Spin app's HTTP component (POST /send, GET /health)
-    /// composed with the mailer, as `spin up` would, without Spin.
+    /// Run a Spin manifest's HTTP and Redis triggers (by default the
+    /// repository's spin.toml: POST /send, GET /health) with the mailer
+    /// composed in, as `spin up` would, without Spin.
     Serve(ServeArgs),
     /// Generate a DKIM key pair: the private key as PKCS#8 PEM, and the
     /// DNS TXT record that publishes the public key.
@@ -378,36 +379,43 @@ pub struct CaptureArgs {
 /// Options of `serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The address to listen on; port 0 picks a free port. The first line
-    /// printed says where it listens.
+    /// The Spin manifest to run, as `spin up -f` does: its variables (with
+    /// their defaults; required ones must be set), triggers, components,
+    /// allowed_outbound_hosts and dependencies. Without it, the repository's
+    /// spin.toml (and spin-redis.toml with --redis-address) with the
+    /// components built into this binary.
+    #[arg(long, value_name = "spin.toml")]
+    pub app: Option<PathBuf>,
+    /// The address to listen on for the HTTP triggers; port 0 picks a free
+    /// port. The first line printed says where it listens.
     #[arg(long, default_value = "127.0.0.1:3000")]
     pub listen: SocketAddr,
-    /// Where the app may connect, as in spin.toml's allowed_outbound_hosts:
+    /// Replaces the manifest's tcp:// allowed_outbound_hosts:
     /// tcp://IP:port or tcp://CIDR:port (repeatable; a host name never
-    /// matches). Without any, the app may connect nowhere.
+    /// matches).
     #[arg(long = "allow-outbound", value_name = "tcp://IP:PORT")]
     pub allow_outbound: Vec<String>,
-    /// A file of name=value lines answering the app's variables, besides
+    /// A file of name=value lines giving the application variables, besides
     /// the environment's SPIN_VARIABLE_<NAME> (the file wins).
     #[arg(long, value_name = "FILE")]
     pub variables_file: Option<PathBuf>,
-    /// Another HTTP component, such as spin build's
+    /// Replaces the HTTP component, such as spin build's
     /// target/spin/wasm32-wasip2/release/smtp_mailer_spin_http.wasm.
     #[arg(long, value_name = "WASM")]
     pub http_component: Option<PathBuf>,
-    /// Another mailer component.
+    /// Replaces the mailer component (the dependency).
     #[arg(long, value_name = "WASM")]
     pub component: Option<PathBuf>,
     /// The memory limit of each request, in MiB (64 by default).
     #[arg(long, value_name = "MIB")]
     pub memory_limit: Option<u32>,
-    /// Also run the Redis-triggered component on every message of
-    /// --redis-channel at this Redis server (redis://host[:port]).
+    /// Replaces the Redis triggers' server (redis://host[:port]); without
+    /// --app, also runs the built-in Redis-triggered app (spin-redis.toml).
     #[arg(long, value_name = "redis://HOST:PORT")]
     pub redis_address: Option<String>,
-    /// The channel to subscribe to, as in spin.toml's [[trigger.redis]].
-    #[arg(long, default_value = "smtp-mailer.send")]
-    pub redis_channel: String,
+    /// Replaces the Redis triggers' channel.
+    #[arg(long)]
+    pub redis_channel: Option<String>,
 }
 
 /// Options of `doctor`.

@@ -108,8 +108,11 @@ pub enum Error {
         /// The server's reply, when it refused.
         reply: Option<Reply>,
     },
-    /// The session was closed after an earlier failure, or by `quit`.
+    /// The session was closed after an earlier failure.
     Closed,
+    /// The session was closed by its caller (QUIT, or the session's
+    /// `close`); nothing failed.
+    ClosedByCaller,
 }
 
 impl Error {
@@ -135,6 +138,9 @@ impl Error {
             Error::Tls { reply, .. } | Error::Auth { reply, .. } => {
                 reply.as_ref().is_some_and(Reply::is_transient_negative)
             }
+            // A caller's mistake, not the server's state: the same call on
+            // the same session never succeeds.
+            Error::ClosedByCaller => false,
             Error::InvalidInput { .. } | Error::Protocol { .. } | Error::Unsupported { .. } => {
                 false
             }
@@ -144,7 +150,11 @@ impl Error {
     /// True when the connection is in an unknown state and must be closed.
     pub fn is_fatal(&self) -> bool {
         match self {
-            Error::Protocol { .. } | Error::Closed | Error::Tls { .. } | Error::Auth { .. } => true,
+            Error::Protocol { .. }
+            | Error::Closed
+            | Error::ClosedByCaller
+            | Error::Tls { .. }
+            | Error::Auth { .. } => true,
             Error::Rejected { reply, .. } => reply.code == 421,
             Error::InvalidInput { .. } | Error::Unsupported { .. } => false,
         }
@@ -183,6 +193,10 @@ impl fmt::Display for Error {
             Error::Closed => write!(
                 f,
                 "the session is closed after an earlier failure; open a new session"
+            ),
+            Error::ClosedByCaller => write!(
+                f,
+                "the session was closed by the caller (close or QUIT); open a new session"
             ),
         }
     }

@@ -70,9 +70,9 @@ fn a_small_message_is_one_flight_with_bdat_last() {
     assert_eq!(delivery.final_reply.code, 250);
     assert!(delivery.recipients[0].accepted);
 
-    // The next message starts with RSET.
+    // The transaction is complete: the next message needs no RSET.
     client.send(envelope(&["b@y.example"]), b"x").unwrap();
-    assert!(output(&mut client).starts_with("RSET\r\nMAIL FROM:"));
+    assert!(output(&mut client).starts_with("MAIL FROM:"));
 }
 
 #[test]
@@ -112,8 +112,12 @@ fn a_large_message_waits_for_a_recipient_before_its_content() {
 
     // Every recipient refused: no content at all.
     client.send(envelope(&["b@y.example"]), &message).unwrap();
-    client.take_output();
-    let (wrote, _) = feed(&mut client, "250 ok\r\n250 ok\r\n550 no\r\n");
+    assert_eq!(
+        output(&mut client),
+        "MAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\n",
+        "a delivered message leaves nothing to reset"
+    );
+    let (wrote, _) = feed(&mut client, "250 ok\r\n550 no\r\n");
     assert_eq!(wrote, "");
     assert!(matches!(
         failed(&mut client),

@@ -100,16 +100,18 @@ fn pipelined_send_is_one_flight_and_every_reply_is_read() {
             Some("5.1.1")
         );
 
-        // The next message on the connection starts with RSET, in the same flight.
+        // The transaction is complete: the next message starts with MAIL,
+        // no RSET (RFC 5321 4.1.1.4).
         client
             .send(envelope("a@x.example", &["b@y.example"]), b"x")
             .unwrap();
-        assert!(String::from_utf8(client.take_output())
-            .unwrap()
-            .starts_with("RSET\r\nMAIL FROM:"));
+        assert_eq!(
+            String::from_utf8(client.take_output()).unwrap(),
+            "MAIL FROM:<a@x.example> SIZE=1\r\nRCPT TO:<b@y.example>\r\nDATA\r\n"
+        );
         let (wrote, _) = feed(
             &mut client,
-            "250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n250 ok\r\n",
+            "250 ok\r\n250 ok\r\n354 go\r\n250 ok\r\n",
             chunk,
         );
         assert_eq!(wrote, "x\r\n.\r\n");

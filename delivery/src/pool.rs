@@ -277,12 +277,12 @@ fn stage(e: &Error) -> Option<Stage> {
 
 /// True when a send over a reused connection failed before the server
 /// accepted MAIL FROM because the connection was gone: the server closed it
-/// while idle (421 to the RSET or MAIL that starts the message, or a closed
-/// socket).
+/// while idle (421 to the MAIL that starts the message, or to the RSET that
+/// starts it after a failed one, or a closed socket).
 fn closed_while_idle(result: &Result<SendReport, Error>) -> bool {
     let Err(e) = result else { return false };
     match (&e.kind, stage(e)) {
-        // The RSET that starts each later message of a session, refused or
+        // The RSET that starts a message after a failed one, refused or
         // unanswered: no transaction had begun.
         (_, Some(Stage::Reset)) => true,
         (ErrorKind::Rejected(r), Some(Stage::MailFrom)) => r.reply.code == 421,

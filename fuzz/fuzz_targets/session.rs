@@ -18,6 +18,12 @@
 //!   once per content written, as its terminator;
 //! - with CHUNKING, `BDAT n [LAST]` is followed by exactly n bytes, and the
 //!   chunks up to LAST are the content with CRLF line endings, unstuffed;
+//! - synchronization (RFC 2920): without PIPELINING a flight holds one
+//!   command (a BDAT chunk counts with its command); with it, only RSET,
+//!   MAIL and RCPT are followed by more commands in the same flight; each
+//!   `write_content` writes at most one BDAT chunk;
+//! - a send starts with RSET only after a failure (a completed transaction
+//!   needs none);
 //! - a streamed send (`send_streamed`, content written in two pieces after
 //!   `ContentWanted`) puts the same bytes on the wire as `send`;
 //! - the password and the token never appear in the output nor in any
@@ -112,8 +118,9 @@ impl Wire {
         }
     }
 
-    /// Checks one flight of output. `after_3xx`: it answers a 3xx reply.
-    fn check(&mut self, out: &[u8], after_3xx: bool) {
+    /// Checks one flight of output. `after_3xx`: it answers a 3xx reply;
+    /// `pipelining`: the server offered PIPELINING.
+    fn check(&mut self, out: &[u8], after_3xx: bool, pipelining: bool) {
         if out.is_empty() {
             return;
         }
@@ -140,12 +147,33 @@ impl Wire {
             return;
         }
         let mut rest = out;
+        // The verb of the command before, which the next one follows in
+        // the same flight.
+        let mut before: Option<String> = None;
         while !rest.is_empty() {
             let Some(end) = rest.iter().position(|&b| b == b'\n').filter(|&e| e > 0) else {
                 panic!("a command without CRLF: {:?}", show(out));
             };
             let line = &rest[..end - 1];
             rest = &rest[end + 1..];
+            if let Some(verb) = before.take() {
+                assert!(
+                    pipelining,
+                    "{verb} and more in one flight, without PIPELINING: {:?}",
+                    show(out)
+                );
+                assert!(
+                    ["RSET", "MAIL", "RCPT"].contains(&verb.as_str()),
+                    "{verb} followed by more in one flight (RFC 2920 3.1): {:?}",
+                    show(out)
+                );
+            }
+            let verb = String::from_utf8_lossy(line)
+                .split([' ', ':'])
+                .next()
+                .unwrap_or_default()
+                .to_ascii_uppercase();
+            before = Some(verb);
             if let Some(chunk) = line.strip_prefix(b"BDAT ") {
                 let chunk = String::from_utf8_lossy(chunk).into_owned();
                 let mut words = chunk.split(' ');
@@ -187,6 +215,11 @@ impl Wire {
             self.check_no_secret(text);
         }
     }
+}
+
+/// Whether the server offered PIPELINING (in its latest EHLO reply).
+fn pipelining(client: &Client) -> bool {
+    client.extensions().pipelining
 }
 
 /// `FUZZ_TRACE=1` prints the session (for reading a crash or a seed).
@@ -290,7 +323,7 @@ fuzz_target!(|data: &[u8]| {
                 check_closed(&mut client, &env, message);
                 break;
             }
-            Ok(()) => wire.check(&out, is_3xx),
+            Ok(()) => wire.check(&out, is_3xx, pipelining(&client)),
         }
         while let Some(event) = client.poll_event() {
             if trace() {
@@ -302,30 +335,38 @@ fuzz_target!(|data: &[u8]| {
             }
             match event {
                 Event::ContentWanted => {
-                    // The driver streams the content in two pieces.
+                    // The driver streams the content in two pieces; with
+                    // CHUNKING each piece is a flight of its own (the
+                    // driver reads the chunk's reply before the next).
+                    let chunking = client.extensions().chunking;
                     let cut = usize::from(choice) % (message.len() + 1);
-                    let written = client
-                        .write_content(&message[..cut])
-                        .and_then(|()| client.write_content(&message[cut..]));
-                    if let Err(e) = written {
-                        assert!(matches!(e, Error::Unsupported { .. }), "{e:?}");
-                        assert!(!message.is_ascii());
-                        check_closed(&mut client, &env, message);
-                        break 'session;
+                    let mut flights = Vec::new();
+                    for piece in [&message[..cut], &message[cut..]] {
+                        if let Err(e) = client.write_content(piece) {
+                            assert!(matches!(e, Error::Unsupported { .. }), "{e:?}");
+                            assert!(!message.is_ascii());
+                            check_closed(&mut client, &env, message);
+                            break 'session;
+                        }
+                        if chunking {
+                            flights.push(client.take_output());
+                        }
                     }
                     client.end_content().expect("the end of a wanted content");
-                    let out = client.take_output();
-                    if trace() {
-                        eprintln!("content: C: {:?}", show(&out));
+                    flights.push(client.take_output());
+                    for out in flights {
+                        if trace() {
+                            eprintln!("content: C: {:?}", show(&out));
+                        }
+                        wire.check(&out, true, pipelining(&client));
                     }
-                    wire.check(&out, true);
                 }
                 Event::StartTls => {
                     // The driver ran the handshake.
                     client.tls_established();
                     let out = client.take_output();
                     assert_eq!(out, b"EHLO client.example\r\n");
-                    wire.check(&out, false);
+                    wire.check(&out, false, pipelining(&client));
                 }
                 Event::Closed => {
                     assert!(client.is_closed());
@@ -342,10 +383,15 @@ fuzz_target!(|data: &[u8]| {
                     }
                     if let Event::Failed(e) = &event {
                         assert!(
-                            !matches!(e, Error::Closed | Error::Protocol { .. }),
+                            !matches!(
+                                e,
+                                Error::Closed | Error::ClosedByCaller | Error::Protocol { .. }
+                            ),
                             "a non-fatal failure that is fatal: {e:?}"
                         );
                     }
+                    // Only a failure may leave a transaction open.
+                    let rset_allowed = matches!(event, Event::Failed(_));
                     assert_eq!(client.wait(), None, "an outcome with replies still due");
                     assert!(!client.is_closed());
                     // The client is idle: the driver starts the next operation.
@@ -379,13 +425,20 @@ fuzz_target!(|data: &[u8]| {
                         eprintln!("op {}: C: {:?}", op % 4, show(&out));
                     }
                     assert_eq!(started, !out.is_empty(), "an operation without a command");
-                    wire.check(&out, false);
+                    if op % 4 < 2 && out.starts_with(b"RSET") {
+                        assert!(
+                            rset_allowed,
+                            "a send starts with RSET after a success: {:?}",
+                            show(&out)
+                        );
+                    }
+                    wire.check(&out, false, pipelining(&client));
                     if !started {
                         // Nothing to do: the driver quits.
                         client.quit().expect("quit on an idle client");
                         let out = client.take_output();
                         assert_eq!(out, b"QUIT\r\n");
-                        wire.check(&out, false);
+                        wire.check(&out, false, pipelining(&client));
                     }
                 }
             }

@@ -11,7 +11,7 @@ use smtp_mailer_core::message::{Built, StreamSlot};
 use smtp_mailer_core::smtp::content::header_section_len;
 use smtp_mailer_core::smtp::ContentInfo;
 
-use crate::convert;
+use crate::error;
 use crate::smtp_mailer_mailer_types as wit;
 use crate::wasi::io::streams::{InputStream, StreamError};
 
@@ -52,7 +52,7 @@ impl Input {
                 Ok(bytes) => out.extend_from_slice(&bytes),
                 Err(StreamError::Closed) => break,
                 Err(StreamError::LastOperationFailed(e)) => {
-                    return Err(convert::invalid(
+                    return Err(error::invalid(
                         &self.field,
                         &format!("reading the stream failed: {}", e.to_debug_string()),
                     ))
@@ -66,7 +66,7 @@ impl Input {
     /// fewer once the stream ended.
     fn check_size(&self, read: u64, ended: bool) -> Result<(), wit::Error> {
         match self.size {
-            Some(size) if read > size || (ended && read != size) => Err(convert::invalid(
+            Some(size) if read > size || (ended && read != size) => Err(error::invalid(
                 &self.field,
                 &format!(
                     "the stream gave {}{read} bytes, but its size was declared as {size}; \
@@ -109,7 +109,7 @@ impl StreamedMessage {
                 .get_mut(slot.attachment)
                 .and_then(Option::take)
                 .ok_or_else(|| {
-                    convert::invalid("attachments", "a streamed attachment has no stream")
+                    error::invalid("attachments", "a streamed attachment has no stream")
                 })?;
             slots.push((*slot, input));
         }

@@ -8,7 +8,7 @@ use smtp_mailer_core::message::Built;
 use smtp_mailer_core::smtp::content::header_section_len;
 
 use crate::content::{ContentSource as _, Input, StreamedMessage};
-use crate::convert;
+use crate::error;
 use crate::smtp_mailer_mailer_types as wit;
 
 /// Signs `built` and puts the `DKIM-Signature` field first. `now` is the
@@ -21,7 +21,7 @@ pub fn sign(
     dkim: wit::Dkim,
     now: i64,
 ) -> Result<(), wit::Error> {
-    let key = DkimKey::from_pkcs8_pem(&dkim.private_key_pem).map_err(convert::core_error)?;
+    let key = DkimKey::from_pkcs8_pem(&dkim.private_key_pem).map_err(error::core_error)?;
     let mut settings = DkimSettings::new(dkim.domain, dkim.selector);
     settings.identity = dkim.identity;
     if let Some(c) = dkim.header_canonicalization {
@@ -31,7 +31,7 @@ pub fn sign(
         settings.body_canonicalization = canonicalization(c);
     }
     let body_canonicalization = settings.body_canonicalization;
-    let signer = DkimSigner::new(settings, key).map_err(convert::core_error)?;
+    let signer = DkimSigner::new(settings, key).map_err(error::core_error)?;
     let header_end = header_section_len(&built.bytes).unwrap_or(built.bytes.len());
     let mut body = BodyCanonicalizer::new(body_canonicalization);
     let mut first = first_pass(built, inputs)?;
@@ -64,7 +64,7 @@ fn first_pass(built: &Built, inputs: &mut [Option<Input>]) -> Result<StreamedMes
             continue;
         };
         let Some(stream) = input.first_pass.take() else {
-            return Err(convert::unsupported(
+            return Err(error::unsupported(
                 wit::Stage::DataEnd,
                 &format!(
                     "attachments[{i}].content: a streamed content of a DKIM-signed message \

@@ -1,7 +1,8 @@
 //! The SmtpMailer component: the WIT exports of `wit/` over the rules of
 //! `smtp-mailer-core`, with a thin I/O driver on wasi:sockets.
 //!
-//! - [`convert`] turns WIT values into core values and errors back.
+//! - [`convert`] turns WIT values into core values and deliveries back;
+//!   [`error`] makes every failure the WIT error (the lowest module).
 //! - [`driver`] owns the connection: it writes each flight of bytes the
 //!   client hands out in one write and reads replies under deadlines.
 //! - [`session`] is the `session` resource; one-shot sends open one.
@@ -12,6 +13,7 @@ mod content;
 mod convert;
 mod dkim;
 mod driver;
+mod error;
 mod outgoing;
 mod session;
 
@@ -38,7 +40,7 @@ impl MessageGuest for Component {
         built.assemble(
             |slot| match inputs.get_mut(slot.attachment).and_then(Option::take) {
                 Some(input) => input.read_all(),
-                None => Err(convert::invalid(
+                None => Err(error::invalid(
                     "attachments",
                     "a streamed attachment has no stream",
                 )),

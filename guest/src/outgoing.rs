@@ -5,6 +5,7 @@ use smtp_mailer_core::smtp::{ContentInfo, Envelope};
 
 use crate::content::{ContentSource, RawStream, StreamedMessage};
 use crate::convert;
+use crate::error;
 use crate::smtp_mailer_mailer_types as wit;
 
 /// A checked message and its envelope, prepared before any connection is
@@ -40,7 +41,7 @@ impl Outgoing {
         let (mut built, mut inputs) = convert::build(message)?;
         if let Some(envelope) = chosen {
             built.envelope = Envelope::new(&envelope.reverse_path, &envelope.forward_paths)
-                .map_err(convert::core_error)?;
+                .map_err(error::core_error)?;
         }
         let message_id = Some(built.message_id.clone());
         if built.streams.is_empty() {
@@ -65,7 +66,7 @@ impl Outgoing {
     /// ahead.
     pub fn raw(envelope: wit::Envelope, data: wit::Content) -> Result<Outgoing, wit::Error> {
         let envelope = Envelope::new(&envelope.reverse_path, &envelope.forward_paths)
-            .map_err(convert::core_error)?;
+            .map_err(error::core_error)?;
         match convert::content(data, "data".into()) {
             (Content::Bytes(bytes), _) => Ok(Outgoing::Whole {
                 envelope,
@@ -73,7 +74,7 @@ impl Outgoing {
                 message_id: None,
             }),
             (Content::Streamed { .. }, input) => {
-                let input = input.ok_or_else(|| convert::invalid("data", "has no stream"))?;
+                let input = input.ok_or_else(|| error::invalid("data", "has no stream"))?;
                 let (source, info) = RawStream::open(input)?;
                 Ok(Outgoing::Streamed {
                     envelope,

@@ -1,7 +1,7 @@
 //! The `session` resource, and the connection both it and one-shot sends
 //! use.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use smtp_mailer_core::smtp::auth::{Credentials, Secret};
@@ -11,6 +11,7 @@ use crate::convert;
 use crate::driver::stream::Stream;
 use crate::driver::tls::{self, TlsStream};
 use crate::driver::{net, Driver, Limits, TlsSetup};
+use crate::error;
 use crate::exports::smtp_mailer::mailer::sessions::{Capabilities, GuestSession, TlsDetails};
 use crate::outgoing::Outgoing;
 use crate::smtp_mailer_mailer_types as wit;
@@ -36,7 +37,7 @@ impl Connected {
         let limits = limits(server)?;
         let name = server.client_name.as_deref().unwrap_or(DEFAULT_CLIENT_NAME);
         let mut config = ClientConfig::new(name)
-            .map_err(convert::core_error)?
+            .map_err(error::core_error)?
             .with_tls(policy);
         if let Some(auth) = auth_settings(server)? {
             config = config.with_auth(auth);
@@ -89,7 +90,7 @@ impl Connected {
                 self.driver
                     .client()
                     .send(envelope, &bytes)
-                    .map_err(convert::core_error)?;
+                    .map_err(error::core_error)?;
                 (self.driver.run()?, message_id)
             }
             Outgoing::Streamed {
@@ -101,7 +102,7 @@ impl Connected {
                 self.driver
                     .client()
                     .send_streamed(envelope, info)
-                    .map_err(convert::core_error)?;
+                    .map_err(error::core_error)?;
                 let event = match self.driver.run()? {
                     Event::ContentWanted => self.driver.stream_content(source.as_mut())?,
                     other => other,
@@ -111,7 +112,7 @@ impl Connected {
         };
         match event {
             Event::Delivered(delivery) => Ok(convert::report(delivery, message_id)),
-            Event::Failed(e) => Err(convert::core_error(e)),
+            Event::Failed(e) => Err(error::core_error(e)),
             other => Err(unexpected(other)),
         }
     }
@@ -139,10 +140,10 @@ impl Connected {
 
     /// RSET.
     pub fn reset(&mut self) -> Result<(), wit::Error> {
-        self.driver.client().reset().map_err(convert::core_error)?;
+        self.driver.client().reset().map_err(error::core_error)?;
         match self.driver.run()? {
             Event::ResetDone => Ok(()),
-            Event::Failed(e) => Err(convert::core_error(e)),
+            Event::Failed(e) => Err(error::core_error(e)),
             other => Err(unexpected(other)),
         }
     }
@@ -159,7 +160,7 @@ impl Connected {
 }
 
 fn unexpected(event: Event) -> wit::Error {
-    convert::core_error(smtp_mailer_core::Error::Protocol {
+    error::core_error(smtp_mailer_core::Error::Protocol {
         stage: smtp_mailer_core::Stage::Connect,
         detail: format!("the client ended in an unexpected state: {event:?}"),
     })
@@ -175,13 +176,13 @@ fn auth_settings(server: &wit::Server) -> Result<Option<AuthSettings>, wit::Erro
         wit::Secret::Password(p) | wit::Secret::Oauth2Token(p) => p,
     };
     if c.user.is_empty() || c.user.chars().any(char::is_control) {
-        return Err(convert::invalid(
+        return Err(error::invalid(
             "server.credentials.user",
             "must be non-empty and hold no control character",
         ));
     }
     if secret.is_empty() || secret.chars().any(char::is_control) {
-        return Err(convert::invalid(
+        return Err(error::invalid(
             "server.credentials.secret",
             "must be non-empty and hold no control character",
         ));
@@ -193,7 +194,7 @@ fn auth_settings(server: &wit::Server) -> Result<Option<AuthSettings>, wit::Erro
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !is_name {
-            return Err(convert::invalid(
+            return Err(error::invalid(
                 "server.credentials.mechanism",
                 "is not a SASL mechanism name (letters, digits, - and _)",
             ));
@@ -241,7 +242,7 @@ fn limits(server: &wit::Server) -> Result<Limits, wit::Error> {
     };
     let ms = |field: &str, v: u32| {
         if v == 0 {
-            Err(convert::invalid(field, "must be more than 0 ms"))
+            Err(error::invalid(field, "must be more than 0 ms"))
         } else {
             Ok(Duration::from_millis(u64::from(v)))
         }
@@ -257,6 +258,9 @@ fn limits(server: &wit::Server) -> Result<Limits, wit::Error> {
 pub struct Session {
     /// None once closed, by `close` or by a failure that broke it.
     connection: RefCell<Option<Connected>>,
+    /// True once the caller closed the session: later calls say so, rather
+    /// than blame a failure.
+    closed_by_caller: Cell<bool>,
 }
 
 impl Session {
@@ -268,7 +272,12 @@ impl Session {
     ) -> Result<T, wit::Error> {
         let mut slot = self.connection.borrow_mut();
         let Some(connection) = slot.as_mut() else {
-            return Err(convert::core_error(smtp_mailer_core::Error::Closed));
+            let closed = if self.closed_by_caller.get() {
+                smtp_mailer_core::Error::ClosedByCaller
+            } else {
+                smtp_mailer_core::Error::Closed
+            };
+            return Err(error::core_error(closed));
         };
         let result = op(connection);
         if !connection.is_usable() {
@@ -286,6 +295,7 @@ impl GuestSession for Session {
         Ok(crate::exports::smtp_mailer::mailer::sessions::Session::new(
             Session {
                 connection: RefCell::new(Some(connection)),
+                closed_by_caller: Cell::new(false),
             },
         ))
     }
@@ -313,6 +323,7 @@ impl GuestSession for Session {
     }
 
     fn close(&self) -> Result<(), wit::Error> {
+        self.closed_by_caller.set(true);
         if let Some(connection) = self.connection.borrow_mut().take() {
             connection.quit();
         }

@@ -316,6 +316,7 @@ impl From<wit::Error> for Error {
             wit::ErrorCode::Tls(f) => ErrorKind::Tls(failure(f)),
             wit::ErrorCode::Authentication(r) => ErrorKind::Authentication(rejection(r)),
             wit::ErrorCode::Unsupported(f) => ErrorKind::Unsupported(failure(f)),
+            wit::ErrorCode::NotAllowed(f) => ErrorKind::NotAllowed(failure(f)),
         };
         Error {
             kind,

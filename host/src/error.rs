@@ -83,6 +83,9 @@ pub enum ErrorKind {
     Authentication(Rejection),
     /// A capability or feature is missing.
     Unsupported(Failure),
+    /// The sandbox does not allow connecting to the server's address (the
+    /// host's allow-list): permanent until the host allows it.
+    NotAllowed(Failure),
     /// The sandbox stopped the component: a trap, the memory limit, the
     /// call deadline, or a component that failed to load.
     Runtime {

@@ -9,8 +9,11 @@ pub enum ServeError {
     /// An `allowed_outbound_hosts` entry is not `tcp://IP:port` or
     /// `tcp://CIDR:port`.
     Outbound(String),
-    /// A variable's name, or the variables file, is malformed.
+    /// A variable's name, or the variables file, is malformed; a required
+    /// variable has no value; a template names an undeclared variable.
     Variables(String),
+    /// The manifest cannot be read, or asks for what serve cannot run.
+    Manifest(String),
     /// The app and the mailer could not be composed.
     Compose(String),
     /// The composition does not run in this host (compilation, linking), or
@@ -27,6 +30,7 @@ impl fmt::Display for ServeError {
         match self {
             ServeError::Outbound(m) => write!(f, "allowed outbound host {m}"),
             ServeError::Variables(m) => write!(f, "variables: {m}"),
+            ServeError::Manifest(m) => write!(f, "manifest: {m}"),
             ServeError::Compose(m) => write!(f, "composing the app with the mailer: {m}"),
             ServeError::Runtime(m) => write!(f, "running the app: {m}"),
             ServeError::Handler(m) => f.write_str(m),

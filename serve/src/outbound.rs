@@ -106,6 +106,11 @@ impl AllowList {
         Ok(AllowList { rules })
     }
 
+    /// A list of these rules.
+    pub fn from_rules(rules: Vec<OutboundRule>) -> Self {
+        AllowList { rules }
+    }
+
     /// True when some entry allows `address`.
     pub fn allows(&self, address: SocketAddr) -> bool {
         self.rules.iter().any(|r| r.allows(address))

@@ -8,7 +8,8 @@
 // them over one session, then close). Values use jco's mapping of the WIT
 // types: camelCase fields, enums as strings, variants as {tag, val}. The
 // answer on stdout is one JSON object: {ok: true, results: [...]} or
-// {ok: false, error: {code, retry, message}} with the component's error.
+// {ok: false, error: {code, stage, retry, message}} with the component's
+// error (`stage` when its code carries one).
 
 import { readFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
@@ -61,7 +62,7 @@ try {
   // jco throws a component `error` as a ComponentError carrying it.
   if (e && e.payload && e.payload.code) {
     const { code, retry, message } = e.payload;
-    answer({ ok: false, error: { code: code.tag ?? code, retry, message } });
+    answer({ ok: false, error: { code: code.tag, stage: code.val?.stage, retry, message } });
   } else {
     answer({ ok: false, error: { code: "host", retry: "permanent", message: String(e?.stack ?? e) } });
   }

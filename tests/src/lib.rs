@@ -7,6 +7,8 @@ pub mod large;
 pub mod scripted;
 pub mod serve;
 pub mod servers;
+pub mod strict;
 pub mod support;
 pub mod tls;
+pub mod unanswered;
 pub mod worker;

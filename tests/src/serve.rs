@@ -15,7 +15,13 @@ pub const API_KEY: &str = "test-key-0123456789";
 /// A running `smtp-mailer serve`; killed on drop.
 pub struct ServeProcess {
     child: Child,
-    address: SocketAddr,
+    /// Where it listens; none for an app with no HTTP trigger.
+    address: Option<SocketAddr>,
+}
+
+/// A file of the repository, such as `spin.toml`.
+pub fn repository_file(name: &str) -> std::path::PathBuf {
+    crate::servers::workspace_root().join(name)
 }
 
 impl ServeProcess {
@@ -30,15 +36,38 @@ impl ServeProcess {
     /// [`start`](Self::start), with more options of `serve` (such as
     /// `--redis-address`).
     pub fn start_with(allow: &[String], variables: &[(&str, &str)], options: &[&str]) -> Self {
+        let mut args: Vec<String> = options.iter().map(|o| o.to_string()).collect();
+        for entry in allow {
+            args.extend(["--allow-outbound".to_string(), entry.clone()]);
+        }
+        let mut variables = variables.to_vec();
+        if !variables.iter().any(|(name, _)| *name == "api_key") {
+            variables.push(("api_key", API_KEY));
+        }
+        Self::spawn(&args, &variables)
+    }
+
+    /// `smtp-mailer serve --app MANIFEST` with `variables` as
+    /// SPIN_VARIABLE_<NAME> (nothing added) and more `options`, once it
+    /// listens (or, for an app without HTTP trigger, once it runs).
+    pub fn start_app(
+        manifest: &std::path::Path,
+        variables: &[(&str, &str)],
+        options: &[&str],
+    ) -> Self {
+        let mut args = vec!["--app".to_string(), manifest.display().to_string()];
+        args.extend(options.iter().map(|o| o.to_string()));
+        Self::spawn(&args, variables)
+    }
+
+    fn spawn(args: &[String], variables: &[(&str, &str)]) -> Self {
         let mut command = Command::new(cli_binary());
         command
             .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(options);
-        for entry in allow {
-            command.args(["--allow-outbound", entry]);
-        }
-        if !variables.iter().any(|(name, _)| *name == "api_key") {
-            command.env("SPIN_VARIABLE_API_KEY", API_KEY);
+            .args(args);
+        // Only the variables the test gives: none of the runner's own.
+        for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("SPIN_VARIABLE_")) {
+            command.env_remove(name);
         }
         for (name, value) in variables {
             command.env(
@@ -57,21 +86,26 @@ impl ServeProcess {
         BufReader::new(stdout)
             .read_line(&mut line)
             .expect("serve prints where it listens");
-        let address = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| {
+        let line = line.trim();
+        let address = match line.strip_prefix("listening on http://") {
+            Some(address) => Some(address.parse().expect("a socket address")),
+            None if line.starts_with("no HTTP trigger") => None,
+            None => {
                 let _ = child.kill();
                 panic!("unexpected first line from serve: {line:?}")
-            })
-            .parse()
-            .expect("a socket address");
+            }
+        };
         ServeProcess { child, address }
     }
 
     /// Where it listens.
     pub fn address(&self) -> SocketAddr {
-        self.address
+        self.address.expect("this serve has an HTTP trigger")
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 }
 

@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Write;
-use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::thread;
@@ -26,13 +25,9 @@ pub fn smtp_url(port: u16) -> String {
     format!("smtp://127.0.0.1:{port}?security=plaintext-insecure")
 }
 
-/// A port of 127.0.0.1 where nothing listens (it was free a moment ago), for
-/// a relay that refuses connections.
-pub fn closed_port() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap_or_else(|e| panic!("cannot bind a port on 127.0.0.1: {e}"));
-    listener.local_addr().expect("a bound address").port()
-}
+/// A port of 127.0.0.1 where nothing listens, for a relay that refuses
+/// connections.
+pub use crate::unanswered::closed_port;
 
 /// A SQLite queue in a temporary directory of its own (the file is created
 /// by the first command that uses it).

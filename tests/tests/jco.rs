@@ -11,6 +11,7 @@ use smtp_mailer_tests::jco::Jco;
 use smtp_mailer_tests::servers::{Aiosmtpd, AiosmtpdOptions};
 use smtp_mailer_tests::support::parse;
 use smtp_mailer_tests::tls::TestPki;
+use smtp_mailer_tests::unanswered::closed_port;
 
 const WAIT: Duration = Duration::from_secs(10);
 const USER: &str = "alice";
@@ -150,4 +151,23 @@ fn starttls_and_auth_with_a_private_ca() {
     assert_eq!(answer["error"]["code"], "authentication", "{answer}");
     assert!(!answer.to_string().contains("wrong horse"), "{answer}");
     assert_eq!(server.message_count(), 1);
+}
+
+#[test]
+fn a_refused_connection_is_reported_as_one_every_time() {
+    let jco = Jco::get();
+    for _ in 0..10 {
+        let answer = jco.run(&json!({
+            "op": "send",
+            "server": plaintext(closed_port()),
+            "messages": [message("ada@example.org", "nobody listens")],
+        }));
+        let error = &answer["error"];
+        assert_eq!(error["code"], "connection", "{answer}");
+        assert_eq!(error["stage"], "connect", "{answer}");
+        assert_eq!(error["retry"], "transient", "{answer}");
+        let text = error["message"].as_str().unwrap_or_default();
+        assert!(text.contains("connection refused"), "{answer}");
+        assert!(!text.contains("os error"), "{answer}");
+    }
 }

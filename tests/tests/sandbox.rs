@@ -27,7 +27,8 @@ fn the_component_cannot_connect_anywhere_but_the_allowed_server() {
         .call_send(&mut store, &settings, &msg)
         .expect("no trap");
     let err = result.expect_err("the connection must be denied");
-    assert!(matches!(err.code, wit::ErrorCode::Connection(_)), "{err:?}");
+    assert!(matches!(err.code, wit::ErrorCode::NotAllowed(_)), "{err:?}");
+    assert_eq!(err.retry, wit::Retry::Permanent, "{err:?}");
 
     // Name lookups are denied too: the host resolves names itself.
     let mut by_name = bindings::server(&loopback(other.port()), None);

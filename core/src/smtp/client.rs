@@ -122,7 +122,7 @@ enum Expect {
     Helo,
     StartTls,
     Auth,
-    /// RSET inside a transaction's flight.
+    /// RSET before a transaction, when a failure left one open.
     TxReset,
     /// RSET asked for by the caller.
     Reset,
@@ -163,6 +163,9 @@ const PIPELINED_BDAT_MAX: usize = 256 * 1024;
 #[derive(Debug)]
 struct Transaction {
     envelope: Envelope,
+    /// The MAIL FROM parameters, kept until MAIL is written (after the
+    /// reply to RSET, without PIPELINING).
+    params: Vec<String>,
     /// The content in memory, until it is sent; `None` for a streamed
     /// content.
     data: Option<Vec<u8>>,
@@ -181,6 +184,12 @@ struct Transaction {
     /// The server answered 354 although the transaction had failed: an
     /// empty content was sent to end it, and its reply is ignored.
     aborted: bool,
+    /// The server accepted MAIL: a transaction is open on its side until
+    /// the end of the content is answered, or an RSET.
+    mail_accepted: bool,
+    /// The server answered the end of the content after DATA (accepted or
+    /// refused): RFC 5321 4.1.1.4 says that clears the transaction.
+    ended: bool,
 }
 
 impl Transaction {
@@ -262,8 +271,13 @@ pub struct Client {
     expect: VecDeque<Expect>,
     events: VecDeque<Event>,
     transaction: Option<Transaction>,
-    /// True once a transaction ran: the next one starts with RSET.
+    /// True when a failed transaction may still be open on the server's
+    /// side (MAIL was accepted, the content's end was never answered): the
+    /// next one starts with RSET. A completed transaction needs none
+    /// (RFC 5321 4.1.1.4).
     needs_reset: bool,
+    /// True once the caller asked for QUIT: later operations say so.
+    quit_requested: bool,
     /// True once TLS protects the connection.
     tls_active: bool,
     /// The AUTH exchange under way.
@@ -281,6 +295,7 @@ impl Client {
             events: VecDeque::new(),
             transaction: None,
             needs_reset: false,
+            quit_requested: false,
             tls_active: config.tls == TlsPolicy::Implicit,
             authenticator: None,
             config,
@@ -345,6 +360,10 @@ impl Client {
     /// The content goes in one BDAT chunk when the server offers CHUNKING
     /// (in the same flight as MAIL and RCPT when it also offers PIPELINING
     /// and the message is small), after DATA otherwise.
+    ///
+    /// Without PIPELINING each command waits for the reply to the one
+    /// before (RFC 5321 4.3, RFC 2920). RSET comes first only when an
+    /// earlier failure left a transaction open.
     pub fn send(&mut self, envelope: Envelope, message: &[u8]) -> Result<(), Error> {
         self.start(envelope, ContentInfo::of(message), Some(message.to_vec()))
     }
@@ -368,35 +387,52 @@ impl Client {
     ) -> Result<(), Error> {
         self.check_idle(Stage::MailFrom)?;
         let (params, seven_bit_only) = self.mail_params(&envelope, &info)?;
-        let pipelining = self.extensions.pipelining;
-        let chunking = self.extensions.chunking;
-        if self.needs_reset {
-            self.push(Command::Rset, Expect::TxReset);
-        }
-        self.push(
-            Command::Mail {
-                from: envelope.reverse_path(),
-                params: &params,
-            },
-            Expect::Mail,
-        );
-        let mut tx = Transaction {
+        self.transaction = Some(Transaction {
             replies: vec![None; envelope.forward_paths().len()],
             envelope,
+            params,
             data,
-            chunking,
+            chunking: self.extensions.chunking,
             streaming: None,
             seven_bit_only,
             content_sent: false,
             failure: None,
             aborted: false,
-        };
-        if pipelining {
-            for (i, rcpt) in tx.envelope.forward_paths().iter().enumerate() {
-                let _ = write!(self.output, "{}", Command::Rcpt(rcpt));
-                self.expect.push_back(Expect::Rcpt(i));
+            mail_accepted: false,
+            ended: false,
+        });
+        self.state = State::Busy;
+        if self.needs_reset {
+            // An earlier failure left a transaction open: RSET ends it.
+            self.push(Command::Rset, Expect::TxReset);
+            if !self.extensions.pipelining {
+                // RFC 2920: without PIPELINING, MAIL waits for RSET's reply.
+                return Ok(());
             }
-            if !chunking {
+        }
+        self.write_transaction();
+        Ok(())
+    }
+
+    /// Writes MAIL FROM; with PIPELINING, every RCPT TO and then DATA, or
+    /// BDAT LAST with a small content, in the same flight (RFC 2920 3.1:
+    /// only DATA, or the content, may end a group).
+    fn write_transaction(&mut self) {
+        let Some(mut tx) = self.transaction.take() else {
+            return;
+        };
+        self.push(
+            Command::Mail {
+                from: tx.envelope.reverse_path(),
+                params: &tx.params,
+            },
+            Expect::Mail,
+        );
+        if self.extensions.pipelining {
+            for (i, rcpt) in tx.envelope.forward_paths().iter().enumerate() {
+                self.push(Command::Rcpt(rcpt), Expect::Rcpt(i));
+            }
+            if !tx.chunking {
                 self.push(Command::Data, Expect::Data);
             } else if let Some(data) = tx.data.take_if(|d| d.len() <= PIPELINED_BDAT_MAX) {
                 self.push_bdat_last(bdat_content(&data));
@@ -404,9 +440,6 @@ impl Client {
             }
         }
         self.transaction = Some(tx);
-        self.needs_reset = true;
-        self.state = State::Busy;
-        Ok(())
     }
 
     /// Writes a piece of a streamed content (after [`Event::ContentWanted`]).
@@ -484,6 +517,7 @@ impl Client {
     /// Starts QUIT. After its reply the client is closed.
     pub fn quit(&mut self) -> Result<(), Error> {
         self.check_idle(Stage::Quit)?;
+        self.quit_requested = true;
         self.push(Command::Quit, Expect::Quit);
         self.state = State::Busy;
         Ok(())
@@ -541,6 +575,7 @@ impl Client {
     fn check_idle(&self, stage: Stage) -> Result<(), Error> {
         match self.state {
             State::Ready => Ok(()),
+            State::Closed if self.quit_requested => Err(Error::ClosedByCaller),
             State::Closed => Err(Error::Closed),
             State::Opening | State::Busy => Err(Error::Protocol {
                 stage,
@@ -792,10 +827,20 @@ impl Client {
             Expect::TxReset => {
                 if refused {
                     tx.fail(rejection(reply));
+                    if !pipelining {
+                        // MAIL was not sent: the message fails here.
+                        return self.finish_failed();
+                    }
+                    return Ok(());
+                }
+                self.needs_reset = false;
+                if !pipelining {
+                    self.write_transaction();
                 }
                 return Ok(());
             }
             Expect::Mail => {
+                tx.mail_accepted = !refused;
                 if refused {
                     tx.fail(rejection(reply));
                     if !pipelining {
@@ -855,6 +900,7 @@ impl Client {
                 return self.delivered(reply);
             }
             Expect::DataEnd => {
+                tx.ended = true;
                 if tx.aborted {
                     return self.finish_failed();
                 }
@@ -916,6 +962,7 @@ impl Client {
             return Ok(());
         };
         self.state = State::Ready;
+        self.needs_reset = false;
         self.events.push_back(Event::Delivered(Delivery {
             recipients: tx.outcomes(true),
             final_reply: reply,
@@ -935,6 +982,11 @@ impl Client {
             return Ok(());
         };
         self.state = State::Ready;
+        if tx.mail_accepted && !tx.ended {
+            // The server may hold the transaction open: the next one
+            // starts with RSET (RFC 5321 4.1.1.5).
+            self.needs_reset = true;
+        }
         self.events.push_back(Event::Failed(tx.error()));
         Ok(())
     }

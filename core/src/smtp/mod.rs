@@ -8,6 +8,15 @@
 //! which time limit applies), passes each to [`Client::handle_reply`], and
 //! takes the outcome of each operation from [`Client::poll_event`].
 //!
+//! The client hands out a flight only once every reply to the previous one
+//! was read, so a driver that writes what it gets, when it gets it, never
+//! talks early: without PIPELINING a flight is one command (or the content
+//! after 354, or one BDAT chunk); with PIPELINING, RSET, MAIL and RCPT are
+//! grouped with the DATA or `BDAT LAST` that ends the group (RFC 2920 3.1).
+//! A streamed content's BDAT chunks each wait for the reply to the one
+//! before: a driver writes a piece only when [`Client::wait`] says no
+//! reply is due.
+//!
 //! A content too large to hold is streamed: [`Client::send_streamed`]
 //! declares it, [`Event::ContentWanted`] says when to write it, and the
 //! driver passes it in pieces to [`Client::write_content`].

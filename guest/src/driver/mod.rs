@@ -1,7 +1,7 @@
 //! The I/O driver: runs a [`Client`] over a byte stream.
 //!
 //! The stream is any `Read + Write` with settable time limits ([`Timed`]):
-//! a TCP stream today, a TLS stream over it later. Each flight of bytes
+//! a TCP connection over wasi:sockets ([`tcp`]), or TLS over it. Each flight of bytes
 //! the client hands out goes out in one write (WASI 0.2 cannot set
 //! TCP_NODELAY; two small writes before a read stall on Nagle and delayed
 //! ACK). Each reply is read under a deadline: a server that stays silent,
@@ -9,7 +9,9 @@
 
 pub mod net;
 pub mod stream;
+pub mod tcp;
 pub mod tls;
+mod wait;
 
 use std::io::{self, Read, Write};
 use std::sync::Arc;
@@ -24,7 +26,7 @@ use smtp_mailer_core::smtp::{Client, Event, Wait};
 use smtp_mailer_core::Stage;
 
 use crate::content::ContentSource;
-use crate::convert::{self, NetworkFailure};
+use crate::error::{self, NetworkFailure};
 use crate::smtp_mailer_mailer_types as wit;
 
 /// A stream whose reads and writes can be bounded in time.
@@ -152,7 +154,7 @@ impl Driver {
                 return Ok(event);
             }
             let Some(wait) = self.client.wait() else {
-                return Err(convert::core_error(smtp_mailer_core::Error::Closed));
+                return Err(error::core_error(smtp_mailer_core::Error::Closed));
             };
             let stage = self.client.pending_stage().unwrap_or(Stage::Connect);
             let limit = match wait {
@@ -163,9 +165,7 @@ impl Driver {
             if self.trace {
                 trace_reply(&reply);
             }
-            self.client
-                .handle_reply(reply)
-                .map_err(convert::core_error)?;
+            self.client.handle_reply(reply).map_err(error::core_error)?;
         }
     }
 
@@ -191,7 +191,7 @@ impl Driver {
         while let Some(piece) = source.next_piece()? {
             self.client
                 .write_content(piece)
-                .map_err(convert::core_error)?;
+                .map_err(error::core_error)?;
             let output = self.client.take_output();
             if self.client.wait().is_none() {
                 // DATA: no reply is due until the end.
@@ -211,16 +211,14 @@ impl Driver {
                 if self.trace {
                     trace_reply(&reply);
                 }
-                self.client
-                    .handle_reply(reply)
-                    .map_err(convert::core_error)?;
+                self.client.handle_reply(reply).map_err(error::core_error)?;
                 if let Some(event) = self.client.poll_event() {
                     // A refused chunk: the send is over.
                     return Ok(event);
                 }
             }
         }
-        self.client.end_content().map_err(convert::core_error)?;
+        self.client.end_content().map_err(error::core_error)?;
         pending.extend_from_slice(&self.client.take_output());
         self.write_content(&pending)?;
         self.run_inner()
@@ -290,9 +288,9 @@ impl Driver {
             };
             self.input.extend_from_slice(&self.read_buffer[..read]);
             if read == 0 {
-                return Err(convert::network(
+                return Err(error::network(
                     NetworkFailure::Connection,
-                    convert::stage(stage),
+                    error::stage(stage),
                     format!(
                         "the server closed the connection while the client waited for the \
                          reply to {}",
@@ -404,7 +402,7 @@ fn trace_reply(reply: &smtp_mailer_core::smtp::reply::Reply) {
 }
 
 fn protocol(stage: Stage, detail: String) -> wit::Error {
-    convert::core_error(smtp_mailer_core::Error::Protocol { stage, detail })
+    error::core_error(smtp_mailer_core::Error::Protocol { stage, detail })
 }
 
 fn timeout(stage: Stage, limit: Duration) -> wit::Error {
@@ -420,15 +418,15 @@ fn timeout(stage: Stage, limit: Duration) -> wit::Error {
             limit.as_millis()
         ),
     };
-    convert::network(NetworkFailure::Timeout, convert::stage(stage), detail)
+    error::network(NetworkFailure::Timeout, error::stage(stage), detail)
 }
 
 fn io_error(e: io::Error, stage: Stage, limit: Duration, doing: &str) -> wit::Error {
     match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => timeout(stage, limit),
-        _ => convert::network(
+        _ => error::network(
             NetworkFailure::Connection,
-            convert::stage(stage),
+            error::stage(stage),
             format!("connection lost while {doing} ({}): {e}", stage.describe()),
         ),
     }

@@ -2,9 +2,9 @@
 //! or from the first byte.
 
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
+use super::tcp::TcpStream;
 use super::tls::TlsStream;
 use super::Timed;
 

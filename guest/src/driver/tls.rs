@@ -8,7 +8,6 @@
 //! the first buffer, so rustls never writes to the socket directly).
 
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,8 +15,9 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{CertificateError, ClientConfig, ClientConnection, RootCertStore};
 
+use super::tcp::TcpStream;
 use super::Timed;
-use crate::convert;
+use crate::error;
 use crate::smtp_mailer_mailer_types as wit;
 
 /// The client configuration: the built-in roots plus `ca_pem`'s
@@ -29,11 +29,10 @@ pub fn client_config(ca_pem: Option<&str>) -> Result<Arc<ClientConfig>, wit::Err
     if let Some(pem) = ca_pem {
         let mut added = 0;
         for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-            let cert = cert.map_err(|e| {
-                convert::invalid("server.ca-pem", &format!("is not valid PEM: {e}"))
-            })?;
+            let cert = cert
+                .map_err(|e| error::invalid("server.ca-pem", &format!("is not valid PEM: {e}")))?;
             roots.add(cert).map_err(|e| {
-                convert::invalid(
+                error::invalid(
                     "server.ca-pem",
                     &format!("holds an unusable certificate: {e}"),
                 )
@@ -41,7 +40,7 @@ pub fn client_config(ca_pem: Option<&str>) -> Result<Arc<ClientConfig>, wit::Err
             added += 1;
         }
         if added == 0 {
-            return Err(convert::invalid(
+            return Err(error::invalid(
                 "server.ca-pem",
                 "holds no CERTIFICATE block",
             ));
@@ -74,7 +73,7 @@ impl TlsStream {
         limit: Duration,
     ) -> Result<TlsStream, wit::Error> {
         let name = ServerName::try_from(host.to_string()).map_err(|_| {
-            convert::invalid(
+            error::invalid(
                 "server.host",
                 "is not a valid DNS name or IP address for TLS",
             )
@@ -176,7 +175,7 @@ impl TlsStream {
         (version, suite, certificates)
     }
 
-    /// Writes every pending record in one write.
+    /// Writes every pending record in one write, and flushes it.
     fn flush_tls(&mut self) -> io::Result<()> {
         while self.conn.wants_write() {
             self.conn.write_tls(&mut self.outgoing)?;
@@ -185,6 +184,7 @@ impl TlsStream {
             let result = self.sock.write_all(&self.outgoing);
             self.outgoing.clear();
             result?;
+            self.sock.flush()?;
         }
         Ok(())
     }
@@ -261,8 +261,8 @@ pub fn tls_error(detail: String) -> wit::Error {
 }
 
 fn handshake_timeout(host: &str, limit: Duration) -> wit::Error {
-    convert::network(
-        convert::NetworkFailure::Timeout,
+    error::network(
+        error::NetworkFailure::Timeout,
         wit::Stage::Tls,
         format!(
             "the TLS handshake with {host} did not finish within {} ms",
@@ -274,8 +274,8 @@ fn handshake_timeout(host: &str, limit: Duration) -> wit::Error {
 fn io_failure(e: io::Error, host: &str, limit: Duration) -> wit::Error {
     match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => handshake_timeout(host, limit),
-        _ => convert::network(
-            convert::NetworkFailure::Connection,
+        _ => error::network(
+            error::NetworkFailure::Connection,
             wit::Stage::Tls,
             format!("the connection to {host} failed during the TLS handshake: {e}"),
         ),

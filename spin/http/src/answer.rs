@@ -23,12 +23,17 @@ pub fn plain(status: u16, message: &str) -> Response {
     )
 }
 
-/// The answer to a failed send: 400 for bad input, 500 for bad settings,
-/// 503 with `Retry-After` when a retry can help, 502 otherwise.
+/// The answer to a failed send: 400 for bad input, 500 for bad settings or
+/// a destination the app may not reach, 503 with `Retry-After` when a retry
+/// can help, 502 otherwise.
 pub fn error_answer(e: &SendError) -> Response {
     let status = match e {
         SendError::Input { .. } => 400,
         SendError::Settings { .. } => 500,
+        SendError::Mail {
+            kind: "not-allowed",
+            ..
+        } => 500,
         SendError::Mail { .. } if e.retry() == Retry::Transient => 503,
         SendError::Mail { .. } => 502,
     };

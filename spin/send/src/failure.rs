@@ -84,6 +84,7 @@ impl SendError {
             types::ErrorCode::Tls(_) => ("tls", None),
             types::ErrorCode::Authentication(r) => ("authentication", Some(r)),
             types::ErrorCode::Unsupported(_) => ("unsupported", None),
+            types::ErrorCode::NotAllowed(_) => ("not-allowed", None),
         };
         let (reply, recipients) = match rejection {
             Some(r) => (
@@ -95,10 +96,19 @@ impl SendError {
             ),
             None => (None, Vec::new()),
         };
+        let message = match kind {
+            "not-allowed" => format!(
+                "{}: allowed_outbound_hosts must list the relay (spin.toml derives it, \
+                 tcp://{{{{ smtp_connect_address }}}}:{{{{ smtp_port }}}}, from those two variables), \
+                 and the mailer dependency must inherit it (dependencies_inherit_configuration)",
+                e.message
+            ),
+            _ => e.message,
+        };
         SendError::Mail {
             kind,
             retry,
-            message: e.message,
+            message,
             reply,
             recipients,
         }

@@ -4,12 +4,18 @@
 //! |---|---|
 //! | `smtp_host` | the relay's host name: the name its TLS certificate must match |
 //! | `smtp_connect_address` | the IP address to connect to (Spin gives components no DNS) |
-//! | `smtp_port` | the port; 465 for `implicit-tls`, 587 otherwise when empty |
+//! | `smtp_port` | the port, whatever the security mode: 587 when empty (set 465 for `implicit-tls`) |
 //! | `smtp_security` | `implicit-tls`, `starttls-required` (when empty), `starttls-opportunistic`, `plaintext-insecure` |
 //! | `smtp_user` | the AUTH user; no AUTH when empty |
 //! | `smtp_password` | the password (secret) |
 //! | `smtp_token` | an OAuth 2.0 token instead of a password (secret) |
 //! | `smtp_client_name` | the name given in EHLO; `localhost` when empty |
+//! | `smtp_ca_pem` | PEM CA certificates to trust besides Mozilla's roots (`\n` may stand for newlines) |
+//!
+//! The port follows one rule in every host: `smtp_port`, else 587. Spin
+//! applies `spin.toml`'s default ("587") whenever the variable is unset, so
+//! a default that depended on the security mode could never take effect
+//! there; implicit TLS on 587 fails at once with the mode to use.
 
 use std::fmt;
 
@@ -60,6 +66,7 @@ pub struct RelaySettings {
     user: Option<String>,
     secret: Option<types::Secret>,
     client_name: Option<String>,
+    ca_pem: Option<String>,
 }
 
 impl fmt::Debug for RelaySettings {
@@ -72,6 +79,7 @@ impl fmt::Debug for RelaySettings {
             .field("user", &self.user)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("client_name", &self.client_name)
+            .field("ca_pem", &self.ca_pem.as_ref().map(|pem| pem.len()))
             .finish()
     }
 }
@@ -96,7 +104,6 @@ pub fn relay_settings() -> Result<RelaySettings, SendError> {
         }
     };
     let port = match optional("smtp_port")? {
-        None if security == types::Security::ImplicitTls => 465,
         None => 587,
         Some(p) => p
             .parse::<u16>()
@@ -130,6 +137,8 @@ pub fn relay_settings() -> Result<RelaySettings, SendError> {
         user,
         secret,
         client_name: optional("smtp_client_name")?,
+        // PEM in a variable often arrives with `\n` written out.
+        ca_pem: optional("smtp_ca_pem")?.map(|pem| pem.replace("\\n", "\n")),
     })
 }
 
@@ -152,7 +161,7 @@ impl RelaySettings {
             credentials,
             timeouts: None,
             client_name: self.client_name.clone(),
-            ca_pem: None,
+            ca_pem: self.ca_pem.clone(),
             trace: false,
         }
     }

@@ -70,6 +70,10 @@ pub struct EximOptions {
     pub auth: Option<(String, String)>,
     /// Offer AUTH on plaintext connections too.
     pub auth_plaintext: bool,
+    /// Do not offer PIPELINING (`pipelining_advertise_hosts =` empty): a
+    /// client must then wait for each reply, or Exim answers `554 SMTP
+    /// synchronization error` and drops the connection.
+    pub no_pipelining: bool,
 }
 
 /// A private Exim daemon on 127.0.0.1, stopped when dropped.
@@ -82,6 +86,9 @@ pub struct Exim {
     port: u16,
     outdir: PathBuf,
     dir: tempfile::TempDir,
+    /// The client port of the start-up probe, whose connection is not
+    /// counted by [`Exim::connections`].
+    probe_port: u16,
 }
 
 impl Exim {
@@ -139,6 +146,7 @@ impl Exim {
                     &opts.size_limit.unwrap_or(50 << 20).to_string(),
                 )
                 .replace("@BANNER_TOKEN@", &token)
+                .replace("@HELD_FLAG@", &held_flag(dir.path()).display().to_string())
                 .replace("@MACROS@", &macros);
             // Exim refuses a configuration that others may write.
             fs::write(&config_path, config)
@@ -159,12 +167,13 @@ impl Exim {
                 .unwrap_or_else(|e| panic!("exim: cannot run {}: {e}", exim.display()));
 
             match wait_until_listening(&mut child, port, &token) {
-                Ok(()) => {
+                Ok(probe_port) => {
                     return Exim {
                         child,
                         port,
                         outdir,
                         dir,
+                        probe_port,
                     }
                 }
                 Err(why) => {
@@ -205,6 +214,54 @@ impl Exim {
     pub fn log(&self) -> String {
         tail(&self.dir.path().join("log/mainlog"))
     }
+
+    /// Refuses recipients whose local part starts with `held` (450 4.2.0)
+    /// while `held` is true; accepts them again once it is false.
+    pub fn hold(&self, held: bool) {
+        let flag = held_flag(self.dir.path());
+        let result = if held {
+            fs::write(&flag, b"")
+        } else {
+            fs::remove_file(&flag)
+        };
+        result.unwrap_or_else(|e| panic!("exim: {}: {e}", flag.display()));
+    }
+
+    /// The SMTP connections Exim accepted so far, the start-up probe's
+    /// left out, as its main log records them.
+    pub fn connections(&self) -> usize {
+        let probe = format!("]:{} ", self.probe_port);
+        self.main_log()
+            .lines()
+            .filter(|l| l.contains("SMTP connection from") && l.contains("connection count"))
+            .filter(|l| !l.contains(&probe))
+            .count()
+    }
+
+    /// The lines of the main log that report a synchronization error
+    /// (`SMTP protocol synchronization error`: input sent too soon).
+    pub fn sync_errors(&self) -> Vec<String> {
+        self.main_log()
+            .lines()
+            .filter(|l| l.contains("synchronization error"))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The whole main log.
+    fn main_log(&self) -> String {
+        let path = self.dir.path().join("log/mainlog");
+        match fs::read(&path) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) if e.kind() == ErrorKind::NotFound => String::new(),
+            Err(e) => panic!("exim: {}: {e}", path.display()),
+        }
+    }
+}
+
+/// The file whose presence makes Exim hold `held*` recipients.
+fn held_flag(dir: &Path) -> PathBuf {
+    dir.join("held")
 }
 
 impl Drop for Exim {
@@ -235,6 +292,9 @@ fn macros(opts: &EximOptions, dir: &Path, uid: u32, gid: u32) -> String {
         }
         std::os::unix::fs::chown(&tls_dir, Some(uid), Some(gid))
             .unwrap_or_else(|e| panic!("exim: chown {}: {e}", tls_dir.display()));
+    }
+    if opts.no_pipelining {
+        macros.push_str("FIXTURE_NO_PIPELINING = yes\n");
     }
     if let Some((user, password)) = &opts.auth {
         for value in [user, password] {
@@ -308,16 +368,17 @@ fn banner_token() -> String {
     )
 }
 
-/// Waits until our Exim greets on `port`.
-fn wait_until_listening(child: &mut Child, port: u16, token: &str) -> Result<(), String> {
+/// Waits until our Exim greets on `port`; returns the client port of the
+/// connection that saw the greeting.
+fn wait_until_listening(child: &mut Child, port: u16, token: &str) -> Result<u16, String> {
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(format!("exim exited at start ({status})"));
         }
-        if let Ok(banner) = read_banner(port) {
+        if let Ok((banner, probe_port)) = read_banner(port) {
             if banner.contains(token) {
-                return Ok(());
+                return Ok(probe_port);
             }
             return Err(format!(
                 "another server answers on port {port}: Address already in use"
@@ -332,8 +393,9 @@ fn wait_until_listening(child: &mut Child, port: u16, token: &str) -> Result<(),
     }
 }
 
-fn read_banner(port: u16) -> std::io::Result<String> {
+fn read_banner(port: u16) -> std::io::Result<(String, u16)> {
     let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
+    let probe_port = stream.local_addr()?.port();
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut banner = String::new();
     BufReader::new(&stream).read_line(&mut banner)?;
@@ -341,7 +403,7 @@ fn read_banner(port: u16) -> std::io::Result<String> {
         return Err(ErrorKind::UnexpectedEof.into());
     }
     let _ = stream.write_all(b"QUIT\r\n");
-    Ok(banner)
+    Ok((banner, probe_port))
 }
 
 /// Reads every message in the maildir's `new/`, in the order Exim received

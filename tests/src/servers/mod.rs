@@ -89,7 +89,7 @@ pub struct Received {
 }
 
 /// The root of the Cargo workspace (the parent of this crate).
-pub(crate) fn workspace_root() -> PathBuf {
+pub fn workspace_root() -> PathBuf {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
 }
