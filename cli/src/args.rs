@@ -44,6 +44,11 @@ pub enum Command {
     /// Print what became of a queued message: its state and each
     /// recipient's last reply and attempts.
     Status(StatusArgs),
+    /// Check that receivers will accept mail from a domain before the first
+    /// send: SPF, DKIM, DMARC and alignment, MX, reverse DNS, the relay
+    /// (through the component), one-click unsubscribe. Exit code 1 when a
+    /// check fails or the DNS did not answer.
+    Doctor(DoctorArgs),
 }
 
 /// Where the queue and the suppression list are.
@@ -433,6 +438,62 @@ pub struct ServeArgs {
     /// Replaces the Redis triggers' channel.
     #[arg(long)]
     pub redis_channel: Option<String>,
+}
+
+/// Options of `doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The sending domain: the DKIM signing domain (d=), and the From and
+    /// return-path domain unless --from or --bounce-domain say otherwise.
+    #[arg(long)]
+    pub domain: String,
+    /// The From address the mail will carry (postmaster@DOMAIN when
+    /// absent).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// The DKIM selector: the key record is at SELECTOR._domainkey.DOMAIN.
+    #[arg(long)]
+    pub dkim_selector: Option<String>,
+    /// The DKIM private key (PKCS#8 PEM): the record must publish its public
+    /// half, and a message signed with it must verify.
+    #[arg(long, value_name = "PEM", requires = "dkim_selector")]
+    pub dkim_key: Option<PathBuf>,
+    /// The DKIM record may say t=y: testing on purpose.
+    #[arg(long)]
+    pub dkim_testing_expected: bool,
+    /// The IP address the relay sends from: SPF must authorize it, and its
+    /// reverse DNS must forward-confirm.
+    #[arg(long, value_name = "IP")]
+    pub sending_ip: Option<std::net::IpAddr>,
+    /// The return-path (bounce) domain, when not DOMAIN: its SPF is checked
+    /// and its MX must take the bounces.
+    #[arg(long)]
+    pub bounce_domain: Option<String>,
+    /// The host that processes bounces: the bounce domain's MX must name
+    /// it.
+    #[arg(long, value_name = "HOST")]
+    pub inbound_host: Option<String>,
+    /// The relay to probe through the component:
+    /// smtp://[user[:pass]@]host[:port][?security=MODE] or smtps://.
+    #[arg(long, env = "SMTP_URL", hide_env_values = true)]
+    pub server: Option<String>,
+    /// How to reach and authenticate to the relay.
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// The name server to ask, IP or IP:PORT (the system's when absent).
+    #[arg(long, value_name = "IP:PORT")]
+    pub dns_server: Option<String>,
+    /// Seconds one DNS query may take.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub dns_timeout: u64,
+    /// A message as it will be sent (JSON, as send --json): checked for
+    /// one-click unsubscribe, DKIM-signed, and a From in the domain.
+    #[arg(long, value_name = "FILE")]
+    pub message: Option<PathBuf>,
+    /// The report's format: for people, or one JSON object with one entry
+    /// per check.
+    #[arg(long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
 }
 
 /// Receipt formats.

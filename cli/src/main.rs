@@ -7,6 +7,7 @@
 
 mod args;
 mod capture;
+mod doctor;
 mod keygen;
 mod message;
 mod output;
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
         Command::Worker(args) => worker::worker(args),
         Command::Suppression(args) => queue::suppression(args),
         Command::Status(args) => queue::status(args),
+        Command::Doctor(args) => doctor::doctor(args),
         Command::DkimKeygen(args) => match keygen::keygen(&args) {
             Ok(record) => {
                 println!("{record}");

@@ -12,7 +12,7 @@ use crate::driver::stream::Stream;
 use crate::driver::tls::{self, TlsStream};
 use crate::driver::{net, Driver, Limits, TlsSetup};
 use crate::error;
-use crate::exports::smtp_mailer::mailer::sessions::GuestSession;
+use crate::exports::smtp_mailer::mailer::sessions::{Capabilities, GuestSession, TlsDetails};
 use crate::outgoing::Outgoing;
 use crate::smtp_mailer_mailer_types as wit;
 
@@ -22,6 +22,10 @@ const DEFAULT_CLIENT_NAME: &str = "localhost";
 /// An open connection that has greeted the server.
 pub struct Connected {
     driver: Driver,
+    /// TLS from the first byte.
+    implicit_tls: bool,
+    /// The opening authenticated with the settings' credentials.
+    authenticated: bool,
 }
 
 impl Connected {
@@ -64,7 +68,13 @@ impl Connected {
         }
         let mut driver = Driver::new(stream, tls, Client::new(config), limits, server.trace);
         match driver.run()? {
-            Event::Ready => Ok(Connected { driver }),
+            Event::Ready => Ok(Connected {
+                driver,
+                implicit_tls: policy == TlsPolicy::Implicit,
+                // The client reports Ready with credentials only once the
+                // server accepted them.
+                authenticated: server.credentials.is_some(),
+            }),
             other => Err(unexpected(other)),
         }
     }
@@ -104,6 +114,27 @@ impl Connected {
             Event::Delivered(delivery) => Ok(convert::report(delivery, message_id)),
             Event::Failed(e) => Err(error::core_error(e)),
             other => Err(unexpected(other)),
+        }
+    }
+
+    /// What the server announced and how the connection is protected.
+    pub fn capabilities(&mut self) -> Capabilities {
+        let tls = self
+            .driver
+            .tls_details()
+            .map(|(version, cipher_suite, peer_certificates)| TlsDetails {
+                implicit: self.implicit_tls,
+                version,
+                cipher_suite,
+                peer_certificates,
+            });
+        let extensions = self.driver.client().extensions();
+        Capabilities {
+            extensions: extensions.keywords.clone(),
+            auth_mechanisms: extensions.auth.clone(),
+            size: extensions.size,
+            tls,
+            authenticated: self.authenticated,
         }
     }
 
@@ -281,6 +312,10 @@ impl GuestSession for Session {
     ) -> Result<wit::SendReport, wit::Error> {
         let outgoing = Outgoing::raw(envelope, data)?;
         self.with(|c| c.send(outgoing))
+    }
+
+    fn capabilities(&self) -> Result<Capabilities, wit::Error> {
+        self.with(|c| Ok(c.capabilities()))
     }
 
     fn reset(&self) -> Result<(), wit::Error> {

@@ -52,8 +52,8 @@ use wasmtime_wasi::p2::DynInputStream;
 use crate::error::{Error, ErrorKind, Failure, Rejection, Stage};
 use crate::stream::FileStream;
 use crate::types::{
-    Content, Credentials, Envelope, Header, Mailbox, Message, RecipientOutcome, Reply, Secret,
-    Security, SendReport, Server,
+    Capabilities, Content, Credentials, Envelope, Header, Mailbox, Message, RecipientOutcome,
+    Reply, Secret, Security, SendReport, Server, TlsDetails,
 };
 
 fn millis(d: std::time::Duration) -> u32 {
@@ -247,6 +247,23 @@ impl From<wit::SendReport> for SendReport {
             message_id: r.message_id,
             recipients: r.recipients.into_iter().map(Into::into).collect(),
             final_reply: r.final_reply.into(),
+        }
+    }
+}
+
+impl From<exports::smtp_mailer::mailer::sessions::Capabilities> for Capabilities {
+    fn from(c: exports::smtp_mailer::mailer::sessions::Capabilities) -> Self {
+        Capabilities {
+            extensions: c.extensions,
+            auth_mechanisms: c.auth_mechanisms,
+            size: c.size,
+            tls: c.tls.map(|t| TlsDetails {
+                implicit: t.implicit,
+                version: t.version,
+                cipher_suite: t.cipher_suite,
+                peer_certificates: t.peer_certificates,
+            }),
+            authenticated: c.authenticated,
         }
     }
 }

@@ -60,8 +60,8 @@ pub use mailer::{Mailer, MailerBuilder, DEFAULT_CALL_DEADLINE};
 pub use session::Session;
 pub use ticker::{Ticker, TICK};
 pub use types::{
-    Attachment, Content, Credentials, Dkim, Envelope, Header, Mailbox, Message, RecipientOutcome,
-    Reply, Secret, Security, SendReport, Server, Timeouts,
+    Attachment, Capabilities, Content, Credentials, Dkim, Envelope, Header, Mailbox, Message,
+    RecipientOutcome, Reply, Secret, Security, SendReport, Server, Timeouts, TlsDetails,
 };
 
 /// The mailer component built from `guest/` with this crate, as WebAssembly.

@@ -9,7 +9,7 @@ use crate::bindings::exports::smtp_mailer::mailer::types as wit;
 use crate::call::finish;
 use crate::ctx::MailerCtx;
 use crate::error::Error;
-use crate::types::{Content, Envelope, Message, SendReport};
+use crate::types::{Capabilities, Content, Envelope, Message, SendReport};
 
 /// An open SMTP connection that carries messages one after the other.
 ///
@@ -110,6 +110,30 @@ impl Session {
     /// never shrinks): what the sends cost in guest memory.
     pub fn peak_memory(&self) -> usize {
         self.store.data().peak_memory()
+    }
+
+    /// What the server announced in EHLO (under TLS after STARTTLS) and how
+    /// the connection is protected: for checking a relay without sending
+    /// mail. Sends nothing.
+    ///
+    /// ```no_run
+    /// use smtp_mailer_host::{Mailer, Server};
+    ///
+    /// let mailer = Mailer::new()?;
+    /// let mut session = mailer.open_session(&Server::new("smtp.example.org", 587))?;
+    /// let offered = session.capabilities()?;
+    /// println!("SIZE {:?}, DSN {}", offered.size, offered.offers("DSN"));
+    /// session.close()?;
+    /// # Ok::<(), smtp_mailer_host::Error>(())
+    /// ```
+    pub fn capabilities(&mut self) -> Result<Capabilities, Error> {
+        let handle = self.handle()?;
+        let call = self
+            .exports
+            .session()
+            .call_capabilities(&mut self.store, handle);
+        let result = finish(call).map(Into::into);
+        self.check(result)
     }
 
     /// Resets the server's transaction state (RSET).

@@ -348,6 +348,51 @@ impl SendReport {
     }
 }
 
+/// How TLS protects a connection; the certificate chain was verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TlsDetails {
+    /// TLS from the first byte (implicit TLS) rather than after STARTTLS.
+    pub implicit: bool,
+    /// The protocol version: `TLSv1_3` or `TLSv1_2`.
+    pub version: String,
+    /// The cipher suite, such as `TLS13_AES_256_GCM_SHA384`.
+    pub cipher_suite: String,
+    /// The certificates the server presented, DER, its own first.
+    #[serde(skip)]
+    pub peer_certificates: Vec<Vec<u8>>,
+}
+
+/// What a server offers on an open session, and how the session is
+/// protected ([`Session::capabilities`](crate::Session::capabilities)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    /// The extension lines of the last EHLO reply, as the server wrote
+    /// them (`SIZE 10240000`, `DSN`, ...); those of the EHLO under TLS
+    /// after STARTTLS.
+    pub extensions: Vec<String>,
+    /// The AUTH mechanisms offered, upper-cased.
+    pub auth_mechanisms: Vec<String>,
+    /// SIZE: `None` when not offered, `Some(0)` without a limit, else the
+    /// limit in octets.
+    pub size: Option<u64>,
+    /// TLS, or `None` for a plaintext session.
+    pub tls: Option<TlsDetails>,
+    /// True when the session authenticated with the server's credentials.
+    pub authenticated: bool,
+}
+
+impl Capabilities {
+    /// True when the server announced the extension `keyword` (case
+    /// insensitive), such as `DSN` or `CHUNKING`.
+    pub fn offers(&self, keyword: &str) -> bool {
+        self.extensions.iter().any(|line| {
+            line.split_ascii_whitespace()
+                .next()
+                .is_some_and(|k| k.eq_ignore_ascii_case(keyword))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

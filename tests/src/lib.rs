@@ -1,6 +1,7 @@
 //! End-to-end test support for SmtpMailer.
 
 pub mod dkim;
+pub mod dns;
 pub mod jco;
 pub mod large;
 pub mod scripted;

@@ -22,8 +22,10 @@ use rsa::rand_core::CryptoRngCore;
 use crate::error::Error;
 use crate::smtp::content::header_section_len;
 
-/// The headers signed by default, when the message has them.
-pub const DEFAULT_HEADERS: [&str; 9] = [
+/// The headers signed by default, when the message has them. The
+/// List-Unsubscribe pair is signed because one-click unsubscribe (RFC 8058
+/// section 4) counts only when a valid DKIM signature covers both.
+pub const DEFAULT_HEADERS: [&str; 11] = [
     "from",
     "to",
     "cc",
@@ -33,6 +35,8 @@ pub const DEFAULT_HEADERS: [&str; 9] = [
     "reply-to",
     "mime-version",
     "content-type",
+    "list-unsubscribe",
+    "list-unsubscribe-post",
 ];
 
 /// What a signature says besides the key.

@@ -23,12 +23,17 @@ pub struct Extensions {
     pub chunking: bool,
     /// AUTH (RFC 4954): the mechanisms, upper-cased.
     pub auth: Vec<String>,
+    /// Every line of the reply after the first (the server's name), as
+    /// the server wrote it: each an extension keyword with its parameters,
+    /// such as `SIZE 10240000` or `DSN`, known to this client or not.
+    pub keywords: Vec<String>,
 }
 
 impl Extensions {
     /// Parses a positive EHLO reply. The first line is the server's name;
     /// each further line is a keyword with optional parameters. Unknown
-    /// keywords are ignored; a malformed SIZE value counts as no limit.
+    /// keywords are kept in `keywords` only; a malformed SIZE value counts
+    /// as no limit.
     pub fn from_ehlo(reply: &Reply) -> Extensions {
         let mut ext = Extensions::default();
         for line in reply.lines.iter().skip(1) {
@@ -36,6 +41,7 @@ impl Extensions {
             let Some(keyword) = words.next() else {
                 continue;
             };
+            ext.keywords.push(line.trim().to_string());
             match keyword.to_ascii_uppercase().as_str() {
                 "PIPELINING" => ext.pipelining = true,
                 "SIZE" => ext.size = Some(words.next().and_then(|n| n.parse().ok()).unwrap_or(0)),
@@ -83,6 +89,9 @@ mod tests {
         assert!(ext.starttls && ext.enhanced_status_codes);
         assert_eq!(ext.size_limit(), Some(10_240_000));
         assert_eq!(ext.auth, vec!["PLAIN", "LOGIN"]);
+        assert_eq!(ext.keywords.len(), 11, "every keyword line, known or not");
+        assert_eq!(ext.keywords[1], "SIZE 10240000");
+        assert!(ext.keywords.iter().any(|k| k == "DSN"));
     }
 
     #[test]

@@ -121,6 +121,15 @@ impl Driver {
         &mut self.client
     }
 
+    /// The TLS version, cipher suite and server certificates, when TLS
+    /// protects the connection.
+    pub fn tls_details(&self) -> Option<(String, String, Vec<Vec<u8>>)> {
+        match &self.stream {
+            Stream::Tls(tls) => Some(tls.details()),
+            _ => None,
+        }
+    }
+
     /// Writes and reads until the current operation's event. Any error
     /// leaves the connection unusable: the client is closed.
     pub fn run(&mut self) -> Result<Event, wit::Error> {

@@ -152,6 +152,29 @@ impl TlsStream {
         format!("{version} {suite}")
     }
 
+    /// The protocol version, the cipher suite and the server's
+    /// certificates (DER, its own first), once the handshake is done.
+    pub fn details(&self) -> (String, String, Vec<Vec<u8>>) {
+        let version = self
+            .conn
+            .protocol_version()
+            .map(|v| format!("{v:?}"))
+            .unwrap_or_default();
+        let suite = self
+            .conn
+            .negotiated_cipher_suite()
+            .map(|s| format!("{:?}", s.suite()))
+            .unwrap_or_default();
+        let certificates = self
+            .conn
+            .peer_certificates()
+            .unwrap_or_default()
+            .iter()
+            .map(|c| c.as_ref().to_vec())
+            .collect();
+        (version, suite, certificates)
+    }
+
     /// Writes every pending record in one write, and flushes it.
     fn flush_tls(&mut self) -> io::Result<()> {
         while self.conn.wants_write() {

@@ -19,7 +19,9 @@ use std::net::TcpStream;
 
 use exports::smtp_mailer::mailer::message::Guest as MessageGuest;
 use exports::smtp_mailer::mailer::sender::Guest as SenderGuest;
-use exports::smtp_mailer::mailer::sessions::{Guest as SessionsGuest, GuestSession, Session};
+use exports::smtp_mailer::mailer::sessions::{
+    Capabilities, Guest as SessionsGuest, GuestSession, Session,
+};
 use exports::smtp_mailer::mailer::types::{
     Content, Envelope, Error, ErrorCode, Failure, Message, Reply, Retry, SendReport, Server, Stage,
 };
@@ -106,6 +108,9 @@ impl GuestSession for NoSession {
         Err(unsupported())
     }
     fn send_raw(&self, _: Envelope, _: Content) -> Result<SendReport, Error> {
+        Err(unsupported())
+    }
+    fn capabilities(&self) -> Result<Capabilities, Error> {
         Err(unsupported())
     }
     fn reset(&self) -> Result<(), Error> {
