@@ -45,6 +45,18 @@ pub struct IdempotencyRecord {
     pub body: Option<String>,
 }
 
+/// Starts a `POST /send` under an `Idempotency-Key`. `KEYS[1]`: the record's
+/// key; `ARGV[1]`: the record of a request in progress (JSON); `ARGV[2]`: its
+/// TTL in seconds. Answers `{'fresh'}` when the key was free (and is now
+/// taken), or `{'seen', record}` (never a nil, which Spin's outbound Redis
+/// drops).
+pub const BEGIN_SCRIPT: &str = r"
+local prior = redis.call('GET', KEYS[1])
+if prior then return {'seen', prior} end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return {'fresh'}
+";
+
 impl IdempotencyRecord {
     /// The hash of a request `body`, as [`IdempotencyRecord::hash`] holds it.
     pub fn hash_of(body: &[u8]) -> String {

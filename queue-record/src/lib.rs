@@ -23,12 +23,13 @@ mod status;
 mod suppression;
 
 pub use enqueue::{enqueue_arguments, EnqueueReply, IdempotencyCheck, ENQUEUE_SCRIPT};
-pub use idempotency::{IdempotencyRecord, Scope};
+pub use idempotency::{IdempotencyRecord, Scope, BEGIN_SCRIPT};
 pub use keys::{
     RedisKeys, DEFAULT_GROUP, DEFAULT_STREAM, FIELD_ATTEMPTS, FIELD_MESSAGE_ID, FIELD_PAYLOAD,
 };
 pub use message::{new_message_id, stamp, QueuedMessage, StampError};
 pub use status::{
-    MessageStatus, RecipientState, RecipientStatus, State, DEFAULT_STATUS_TTL_SECONDS,
+    status_candidates, MessageStatus, RecipientState, RecipientStatus, State,
+    DEFAULT_STATUS_TTL_SECONDS, STATUS_SCRIPT,
 };
-pub use suppression::{normalize_address, SuppressionEntry};
+pub use suppression::{normalize_address, parse_suppressed, SuppressionEntry, SUPPRESSED_SCRIPT};

@@ -178,6 +178,31 @@ impl MessageStatus {
     }
 }
 
+/// Finds a message's status. `KEYS[1]`: the stream; `ARGV[1..3]`: the
+/// Message-IDs to try (as given, bare, in angle brackets) — the first is
+/// also tried as a first queue id. Answers `{json}`, or `{''}` when unknown
+/// (never a nil, which Spin's outbound Redis drops).
+pub const STATUS_SCRIPT: &str = r"
+for i = 1, #ARGV do
+  local s = redis.call('GET', KEYS[1] .. ':status:' .. ARGV[i])
+  if s then return {s} end
+end
+local alias = redis.call('GET', KEYS[1] .. ':alias:' .. ARGV[1])
+if alias then
+  local s = redis.call('GET', KEYS[1] .. ':status:' .. alias)
+  if s then return {s} end
+end
+return {''}
+";
+
+/// The ids [`STATUS_SCRIPT`] tries for `id`: as given, without angle
+/// brackets, and within them.
+pub fn status_candidates(id: &str) -> [String; 3] {
+    let id = id.trim();
+    let bare = id.trim_start_matches('<').trim_end_matches('>');
+    [id.to_string(), bare.to_string(), format!("<{bare}>")]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,3 +30,40 @@ impl SuppressionEntry {
 pub fn normalize_address(address: &str) -> String {
     address.trim().to_lowercase()
 }
+
+/// Looks addresses up on the suppression list. `KEYS[1]`: the hash
+/// ([`RedisKeys::suppressed`](crate::RedisKeys::suppressed)); `ARGV`: the
+/// addresses, normalized. Answers one string per address: its entry's JSON,
+/// or `''` when it is not suppressed (never a nil, which Spin's outbound
+/// Redis drops from an answer).
+pub const SUPPRESSED_SCRIPT: &str = r"
+local out = {}
+for i = 1, #ARGV do
+  out[i] = redis.call('HGET', KEYS[1], ARGV[i]) or ''
+end
+return out
+";
+
+/// Reads [`SUPPRESSED_SCRIPT`]'s answer for `addresses`: each one's entry
+/// when suppressed.
+///
+/// Errors: when the answer does not have one item per address.
+pub fn parse_suppressed(
+    addresses: &[String],
+    items: &[Vec<u8>],
+) -> Result<Vec<Option<SuppressionEntry>>, String> {
+    if items.len() != addresses.len() {
+        return Err(format!(
+            "the suppression check answered {} items for {} addresses",
+            items.len(),
+            addresses.len()
+        ));
+    }
+    Ok(items
+        .iter()
+        .map(|item| match item.is_empty() {
+            true => None,
+            false => SuppressionEntry::from_json(item),
+        })
+        .collect())
+}

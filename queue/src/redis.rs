@@ -27,8 +27,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use smtp_mailer_queue_record::{
-    enqueue_arguments, normalize_address, EnqueueReply, MessageStatus, RedisKeys, SuppressionEntry,
-    DEFAULT_STATUS_TTL_SECONDS, FIELD_ATTEMPTS, FIELD_MESSAGE_ID, FIELD_PAYLOAD,
+    enqueue_arguments, normalize_address, status_candidates, EnqueueReply, MessageStatus,
+    RedisKeys, SuppressionEntry, DEFAULT_STATUS_TTL_SECONDS, FIELD_ATTEMPTS, FIELD_MESSAGE_ID,
+    FIELD_PAYLOAD, STATUS_SCRIPT,
 };
 
 use crate::resp::{Cmd, Conn, Reply, REPLY_TIMEOUT};
@@ -689,33 +690,24 @@ impl Queue for RedisStore {
     }
 
     fn status(&self, id: &str) -> Result<Option<MessageStatus>, QueueError> {
-        let id = id.trim();
-        let bare = id.trim_start_matches('<').trim_end_matches('>');
-        let read = |c: &mut Conn, message_id: &str| -> Result<Option<MessageStatus>, QueueError> {
-            match c
-                .call(Cmd::new("GET").arg(self.keys.status(message_id)))?
-                .ok("GET")?
-            {
-                Reply::Nil => Ok(None),
-                value => MessageStatus::from_json(&value.bytes("a status")?)
-                    .map(Some)
-                    .ok_or_else(|| QueueError::Corrupt(format!("the status of {message_id}"))),
-            }
+        let mut cmd = Cmd::new("EVAL")
+            .arg(STATUS_SCRIPT)
+            .num(1)
+            .arg(self.keys.stream());
+        for candidate in status_candidates(id) {
+            cmd = cmd.arg(candidate);
+        }
+        let found = self.with_conn(|c| c.call(cmd)?.ok("EVAL")?.array("the status script"))?;
+        let Some(json) = found.into_iter().next() else {
+            return Ok(None);
         };
-        self.with_conn(|c| {
-            for candidate in [id, bare, &format!("<{bare}>")] {
-                if let Some(status) = read(c, candidate)? {
-                    return Ok(Some(status));
-                }
-            }
-            match c
-                .call(Cmd::new("GET").arg(self.keys.alias(id)))?
-                .ok("GET")?
-            {
-                Reply::Nil => Ok(None),
-                alias => read(c, &alias.string("an alias")?),
-            }
-        })
+        let json = json.bytes("the status script")?;
+        if json.is_empty() {
+            return Ok(None);
+        }
+        MessageStatus::from_json(&json)
+            .map(Some)
+            .ok_or_else(|| QueueError::Corrupt(format!("the status of {id}")))
     }
 }
 

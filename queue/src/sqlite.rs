@@ -17,7 +17,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use smtp_mailer_queue_record::{normalize_address, MessageStatus, DEFAULT_STATUS_TTL_SECONDS};
+use smtp_mailer_queue_record::{
+    normalize_address, status_candidates, MessageStatus, DEFAULT_STATUS_TTL_SECONDS,
+};
 
 use crate::{
     duration_ms, from_millis, millis, Job, NewMessage, Queue, QueueCounts, QueueError, SharedRate,
@@ -402,14 +404,13 @@ impl Queue for SqliteStore {
     }
 
     fn status(&self, id: &str) -> Result<Option<MessageStatus>, QueueError> {
-        let id = id.trim();
-        let bare = id.trim_start_matches('<').trim_end_matches('>');
+        let [id, bare, bracketed] = status_candidates(id);
         let record: Option<String> = self
             .conn()
             .query_row(
                 "SELECT record FROM status WHERE (message_id IN (?1, ?2, ?3) OR queue_id = ?1)
                  AND expires_at >= ?4 ORDER BY message_id IN (?1, ?2, ?3) DESC LIMIT 1",
-                params![id, bare, format!("<{bare}>"), millis(SystemTime::now())],
+                params![id, bare, bracketed, millis(SystemTime::now())],
                 |r| r.get(0),
             )
             .optional()
