@@ -12,9 +12,10 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::WasiHttpView;
 
-use crate::bindings::fermyon::spin2_0_0::variables;
+use crate::bindings::fermyon::spin2_0_0::{redis, variables};
 use crate::outbound::AllowList;
-use crate::store::{variables_view, ServeCtx, VariablesData};
+use crate::outbound_redis::RedisAllowList;
+use crate::store::{redis_view, variables_view, RedisData, ServeCtx, VariablesData};
 use crate::variables::Variables;
 use crate::{compose, ServeError, HTTP_COMPONENT};
 use smtp_mailer_host::{cache, Ticker, COMPONENT, DEFAULT_MEMORY_LIMIT, TICK};
@@ -27,6 +28,7 @@ pub struct SpinAppBuilder {
     app: Option<Vec<u8>>,
     mailer: Option<Vec<u8>>,
     allow: AllowList,
+    redis_allow: RedisAllowList,
     variables: Variables,
     memory_limit: Option<usize>,
     deadline: Option<Duration>,
@@ -50,6 +52,13 @@ impl SpinAppBuilder {
     /// Where the components may connect (Spin's `allowed_outbound_hosts`).
     pub fn allow(mut self, allow: AllowList) -> Self {
         self.allow = allow;
+        self
+    }
+
+    /// The Redis servers the component may open with Spin's outbound Redis
+    /// (the `redis://` entries of `allowed_outbound_hosts`).
+    pub fn redis_allow(mut self, allow: RedisAllowList) -> Self {
+        self.redis_allow = allow;
         self
     }
 
@@ -113,6 +122,8 @@ impl SpinAppBuilder {
             .map_err(|e| runtime(&e))?;
         variables::add_to_linker::<ServeCtx, VariablesData>(&mut linker, variables_view)
             .map_err(|e| runtime(&e))?;
+        redis::add_to_linker::<ServeCtx, RedisData>(&mut linker, redis_view)
+            .map_err(|e| runtime(&e))?;
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| runtime(&format!("the composition does not fit this host: {e:#}")))?;
@@ -122,6 +133,7 @@ impl SpinAppBuilder {
             sandbox: Sandbox {
                 _ticker: Arc::new(Ticker::start(engine.clone())),
                 allow: Arc::new(self.allow),
+                redis_allow: Arc::new(self.redis_allow),
                 variables: Arc::new(self.variables),
                 memory_limit: self.memory_limit.unwrap_or(DEFAULT_MEMORY_LIMIT),
                 deadline_ticks: (deadline.as_millis() / TICK.as_millis()).max(1) as u64,
@@ -141,6 +153,7 @@ pub(crate) struct Prepared {
 #[derive(Clone)]
 pub(crate) struct Sandbox {
     allow: Arc<AllowList>,
+    redis_allow: Arc<RedisAllowList>,
     variables: Arc<Variables>,
     memory_limit: usize,
     deadline_ticks: u64,
@@ -153,6 +166,7 @@ impl Sandbox {
     pub(crate) fn store(&self, engine: &Engine) -> Store<ServeCtx> {
         let ctx = ServeCtx::new(
             Arc::clone(&self.allow),
+            Arc::clone(&self.redis_allow),
             Arc::clone(&self.variables),
             self.memory_limit,
         );

@@ -13,6 +13,7 @@ use std::path::Path;
 
 use crate::manifest::{Component, Manifest};
 use crate::outbound::AllowList;
+use crate::outbound_redis::RedisAllowList;
 use crate::route::Route;
 use crate::variables::Variables;
 use crate::{
@@ -237,9 +238,10 @@ fn component_builder(
     for (name, template) in &component.variables {
         variables.set(name, expand(template, values)?)?;
     }
+    let (tcp, redis) = allow_lists(id, component, values)?;
     let allow = match &overrides.allow {
         Some(allow) => allow.clone(),
-        None => tcp_allow_list(id, component, values)?,
+        None => tcp,
     };
     // The mailer opens the connections; without inheriting the parent's
     // allowed hosts it may open none (Spin's rule for dependencies).
@@ -258,31 +260,37 @@ fn component_builder(
         .app_component(app_wasm)
         .mailer_component(mailer_wasm)
         .variables(variables)
-        .allow(allow))
+        .allow(allow)
+        .redis_allow(redis))
 }
 
-/// The `tcp://` entries of the component's allowed outbound hosts, expanded.
-/// `redis://` entries are for Spin's outbound Redis, not sockets; other
-/// schemes cannot be honoured by serve and are refused.
-fn tcp_allow_list(
+/// The component's allowed outbound hosts, expanded: the `tcp://` entries
+/// (sockets) and the `redis://` ones (Spin's outbound Redis). Other schemes
+/// cannot be honoured by serve and are refused.
+fn allow_lists(
     id: &str,
     component: &Component,
     values: &BTreeMap<String, String>,
-) -> Result<AllowList, ServeError> {
+) -> Result<(AllowList, RedisAllowList), ServeError> {
     let mut tcp = Vec::new();
+    let mut redis = Vec::new();
     for template in &component.allowed_outbound_hosts {
         let entry = expand(template, values)?;
+        let named = |e: ServeError| {
+            ServeError::Outbound(format!("{e} (component {id}, from {template:?})"))
+        };
         if entry.starts_with("tcp://") {
-            tcp.push(entry.parse().map_err(|e: ServeError| {
-                ServeError::Outbound(format!("{e} (component {id}, from {template:?})"))
-            })?);
-        } else if !entry.starts_with("redis://") {
+            tcp.push(entry.parse().map_err(named)?);
+        } else if entry.starts_with("redis://") {
+            RedisAllowList::parse(std::slice::from_ref(&entry)).map_err(named)?;
+            redis.push(entry);
+        } else {
             return Err(ServeError::Outbound(format!(
                 "{entry:?} (component {id}): serve supports tcp:// and redis:// entries"
             )));
         }
     }
-    Ok(AllowList::from_rules(tcp))
+    Ok((AllowList::from_rules(tcp), RedisAllowList::parse(&redis)?))
 }
 
 /// The built-in Wasm of the repository's component `id`.
@@ -364,7 +372,8 @@ mod tests {
         for name in m.variables.keys() {
             v.entry(name.clone()).or_default();
         }
-        let e = tcp_allow_list("send-http", &m.components["send-http"], &v)
+        let e = allow_lists("send-http", &m.components["send-http"], &v)
+            .map(|_| ())
             .unwrap_err()
             .to_string();
         assert!(e.contains("smtp_port"), "{e}");

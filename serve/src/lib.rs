@@ -41,19 +41,26 @@ mod error;
 mod launch;
 mod manifest;
 mod outbound;
+mod outbound_redis;
 mod redis;
+mod resp;
 mod route;
 mod server;
 mod store;
 mod variables;
 
-/// `fermyon:spin/variables@2.0.0` and `fermyon:spin/inbound-redis`, from
-/// `serve/wit/spin-host` (vendored from spin-sdk 5.2).
+/// `fermyon:spin/variables@2.0.0`, `fermyon:spin/redis@2.0.0` and
+/// `fermyon:spin/inbound-redis`, from `serve/wit/spin-host` (vendored from
+/// spin-sdk 5.2).
 mod bindings {
     wasmtime::component::bindgen!({
         path: "wit/spin-host",
         world: "smtp-mailer:spin-host/redis-app",
+        imports: { default: async },
         exports: { default: async },
+        with: {
+            "fermyon:spin/redis.connection": crate::outbound_redis::RedisConnection,
+        },
     });
 }
 
@@ -67,6 +74,7 @@ pub use manifest::{
     Component, Declared, Dependency, HttpTriggerEntry, Manifest, RedisTriggerEntry,
 };
 pub use outbound::{AllowList, OutboundRule};
+pub use outbound_redis::{RedisAllowList, RedisConnection};
 pub use redis::{subscribe, RedisTrigger, SpinRedisApp};
 pub use route::Route;
 pub use server::serve;

@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::app::{Sandbox, SpinAppBuilder};
 use crate::bindings::RedisAppPre;
+use crate::resp::{self, Value};
 use crate::{ServeError, REDIS_COMPONENT};
 
 /// The Redis-triggered component composed with the mailer, ready to run:
@@ -85,58 +86,6 @@ fn host_and_port(address: &str) -> Result<String, ServeError> {
     )
 }
 
-/// One RESP value of a subscription's stream: subscriptions only ever
-/// receive arrays of bulk strings and integers.
-async fn read_push(reader: &mut BufReader<TcpStream>) -> Result<Vec<Vec<u8>>, ServeError> {
-    let io = |e: std::io::Error| ServeError::Io(format!("redis: {e}"));
-    let mut line = String::new();
-    let line_of = |line: &mut String| {
-        let text = line.trim_end().to_string();
-        line.clear();
-        text
-    };
-    if reader.read_line(&mut line).await.map_err(io)? == 0 {
-        return Err(ServeError::Io("redis closed the connection".into()));
-    }
-    let head = line_of(&mut line);
-    let count: usize = match head.strip_prefix('*') {
-        Some(n) => n
-            .parse()
-            .map_err(|_| ServeError::Io(format!("redis: bad array header {head:?}")))?,
-        None if head.starts_with('-') => {
-            return Err(ServeError::Io(format!("redis refused: {}", &head[1..])))
-        }
-        None => return Err(ServeError::Io(format!("redis: unexpected {head:?}"))),
-    };
-    let mut items = Vec::with_capacity(count.min(8));
-    for _ in 0..count {
-        reader.read_line(&mut line).await.map_err(io)?;
-        let item = line_of(&mut line);
-        if let Some(len) = item.strip_prefix('$') {
-            let len: usize = len
-                .parse()
-                .map_err(|_| ServeError::Io(format!("redis: bad bulk header {item:?}")))?;
-            let mut data = vec![0; len + 2];
-            reader.read_exact(&mut data).await.map_err(io)?;
-            data.truncate(len);
-            items.push(data);
-        } else {
-            items.push(item.get(1..).unwrap_or("").as_bytes().to_vec());
-        }
-    }
-    Ok(items)
-}
-
-fn command(parts: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", parts.len()).into_bytes();
-    for part in parts {
-        out.extend_from_slice(format!("${}\r\n", part.len()).as_bytes());
-        out.extend_from_slice(part);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
 /// Subscribes to `channel` at `address` (`redis://host[:port]`) and runs
 /// `app` on every message, each in a task of its own; the outcome is logged
 /// on standard error. Returns only when the connection fails.
@@ -152,16 +101,24 @@ pub async fn subscribe(
     let io = |e: std::io::Error| ServeError::Io(format!("redis at {target}: {e}"));
     let mut stream = TcpStream::connect(&target).await.map_err(io)?;
     stream
-        .write_all(&command(&[b"SUBSCRIBE", channel.as_bytes()]))
+        .write_all(&resp::command(&[b"SUBSCRIBE", channel.as_bytes()]))
         .await
         .map_err(io)?;
     let mut reader = BufReader::new(stream);
     loop {
-        let push = read_push(&mut reader).await?;
-        match push.first().map(Vec::as_slice) {
+        let push = match resp::read(&mut reader).await.map_err(io)? {
+            Value::Array(items) => items,
+            Value::Error(e) => return Err(ServeError::Io(format!("redis refused: {e}"))),
+            other => return Err(ServeError::Io(format!("redis: unexpected {other:?}"))),
+        };
+        let bulk = |v: &Value| match v {
+            Value::Bulk(b) => Some(b.clone()),
+            _ => None,
+        };
+        match push.first().and_then(bulk).as_deref() {
             Some(b"subscribe") => eprintln!("redis: subscribed to {channel} at {target}"),
             Some(b"message") if push.len() == 3 => {
-                let payload = push.into_iter().nth(2).unwrap_or_default();
+                let payload = bulk(&push[2]).unwrap_or_default();
                 let app = Arc::clone(&app);
                 tokio::task::spawn(async move {
                     if let Err(e) = app.handle_message(payload).await {
@@ -213,9 +170,5 @@ mod tests {
         );
         assert!(host_and_port("127.0.0.1:7000").is_err());
         assert!(host_and_port("redis://user:pw@host:1").is_err());
-        assert_eq!(
-            command(&[b"SUBSCRIBE", b"ch"]),
-            b"*2\r\n$9\r\nSUBSCRIBE\r\n$2\r\nch\r\n"
-        );
     }
 }

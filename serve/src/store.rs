@@ -11,6 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 use crate::outbound::AllowList;
+use crate::outbound_redis::{RedisAllowList, RedisView};
 use crate::variables::{Variables, VariablesView};
 
 /// One request's state.
@@ -20,6 +21,7 @@ pub(crate) struct ServeCtx {
     hooks: NoOutgoingHttp,
     table: ResourceTable,
     variables: Arc<Variables>,
+    redis_allow: Arc<RedisAllowList>,
     pub(crate) limits: StoreLimits,
 }
 
@@ -28,6 +30,7 @@ impl ServeCtx {
     /// name lookups, standard error inherited (the components' logs).
     pub(crate) fn new(
         allow: Arc<AllowList>,
+        redis_allow: Arc<RedisAllowList>,
         variables: Arc<Variables>,
         memory_limit: usize,
     ) -> Self {
@@ -54,6 +57,7 @@ impl ServeCtx {
             hooks: NoOutgoingHttp,
             table: ResourceTable::new(),
             variables,
+            redis_allow,
             limits: StoreLimitsBuilder::new()
                 .memory_size(memory_limit)
                 .instances(32)
@@ -93,6 +97,21 @@ impl HasData for VariablesData {
 /// The getter that `add_to_linker` needs.
 pub(crate) fn variables_view(ctx: &mut ServeCtx) -> VariablesView<'_> {
     VariablesView(&ctx.variables)
+}
+
+/// The `fermyon:spin/redis` view of a store.
+pub(crate) struct RedisData;
+
+impl HasData for RedisData {
+    type Data<'a> = RedisView<'a>;
+}
+
+/// The getter that `add_to_linker` needs.
+pub(crate) fn redis_view(ctx: &mut ServeCtx) -> RedisView<'_> {
+    RedisView {
+        table: &mut ctx.table,
+        allow: &ctx.redis_allow,
+    }
 }
 
 /// Outgoing HTTP is denied: the app sends mail, over TCP, nothing else.

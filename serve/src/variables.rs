@@ -97,7 +97,7 @@ impl Variables {
 pub struct VariablesView<'a>(pub &'a Variables);
 
 impl Host for VariablesView<'_> {
-    fn get(&mut self, name: String) -> Result<String, VariableError> {
+    async fn get(&mut self, name: String) -> Result<String, VariableError> {
         if !valid_name(&name) {
             return Err(VariableError::InvalidName(name));
         }
@@ -112,18 +112,20 @@ impl Host for VariablesView<'_> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn names_values_and_secrets() {
+    #[tokio::test]
+    async fn names_values_and_secrets() {
         let mut v = Variables::new();
         v.set("api_key", "s3cret").unwrap();
         assert!(v.set("Api-Key", "x").is_err());
-        assert!(matches!(VariablesView(&v).get("api_key".into()), Ok(value) if value == "s3cret"));
+        assert!(
+            matches!(VariablesView(&v).get("api_key".into()).await, Ok(value) if value == "s3cret")
+        );
         assert!(matches!(
-            VariablesView(&v).get("smtp_host".into()),
+            VariablesView(&v).get("smtp_host".into()).await,
             Err(VariableError::Undefined(_))
         ));
         assert!(matches!(
-            VariablesView(&v).get("BAD".into()),
+            VariablesView(&v).get("BAD".into()).await,
             Err(VariableError::InvalidName(_))
         ));
         assert!(!format!("{v:?}").contains("s3cret"));

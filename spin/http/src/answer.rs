@@ -1,6 +1,6 @@
 //! Answers: JSON bodies, and the status code of each failure.
 
-use smtp_mailer_spin_send::{Retry, SendError};
+use smtp_mailer_spin_send::{Answer, SendError};
 use spin_sdk::http::Response;
 
 /// Seconds a client should wait before retrying a transiently failed send.
@@ -23,22 +23,16 @@ pub fn plain(status: u16, message: &str) -> Response {
     )
 }
 
-/// The answer to a failed send: 400 for bad input, 500 for bad settings or
-/// a destination the app may not reach, 503 with `Retry-After` when a retry
-/// can help, 502 otherwise.
+/// The answer to a failure ([`SendError::http_status`]), with `Retry-After`
+/// when a retry can help.
 pub fn error_answer(e: &SendError) -> Response {
-    let status = match e {
-        SendError::Input { .. } => 400,
-        SendError::Settings { .. } => 500,
-        SendError::Mail {
-            kind: "not-allowed",
-            ..
-        } => 500,
-        SendError::Mail { .. } if e.retry() == Retry::Transient => 503,
-        SendError::Mail { .. } => 502,
-    };
-    let mut response = json_answer(status, &e.to_json());
-    if status == 503 {
+    from(Answer::error(e))
+}
+
+/// The response for an [`Answer`].
+pub fn from(answer: Answer) -> Response {
+    let mut response = json_answer(answer.status, &answer.body);
+    if answer.retry_after {
         response.set_header("retry-after", RETRY_AFTER_SECONDS.to_string());
     }
     response

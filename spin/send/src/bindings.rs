@@ -7,5 +7,6 @@ wit_bindgen::generate!({
     generate_all,
 });
 
+pub use smtp_mailer::mailer::message;
 pub use smtp_mailer::mailer::sender;
 pub use smtp_mailer::mailer::types;

@@ -35,6 +35,19 @@ pub enum SendError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The queue (Redis) cannot be reached or failed: nothing was
+    /// enqueued; a retry may help.
+    QueueUnavailable {
+        /// What failed, without the address's credentials.
+        reason: String,
+    },
+    /// The `Idempotency-Key` was used before with another body.
+    KeyReused {
+        /// Why.
+        reason: String,
+    },
+    /// A request with the same `Idempotency-Key` is still being answered.
+    KeyInProgress,
     /// The mailer could not send the message.
     Mail {
         /// The kind of failure: `connection`, `timeout`, `rejected`, `tls`, ...
@@ -114,11 +127,32 @@ impl SendError {
         }
     }
 
-    /// Whether a retry can help: only for a failed send that says so.
+    /// Whether a retry can help: for a failed send that says so, an
+    /// unreachable queue, or a key still in progress.
     pub fn retry(&self) -> Retry {
         match self {
             SendError::Mail { retry, .. } => *retry,
+            SendError::QueueUnavailable { .. } | SendError::KeyInProgress => Retry::Transient,
             _ => Retry::Permanent,
+        }
+    }
+
+    /// The HTTP status that answers it: 400 for bad input, 409 for a key in
+    /// progress, 422 for a key reused with another body, 500 for bad
+    /// settings or a destination the app may not reach, 503 when a retry
+    /// can help (a transient send failure, the queue down), 502 otherwise.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            SendError::Input { .. } => 400,
+            SendError::KeyInProgress => 409,
+            SendError::KeyReused { .. } => 422,
+            SendError::Settings { .. } => 500,
+            SendError::Mail {
+                kind: "not-allowed",
+                ..
+            } => 500,
+            _ if self.retry() == Retry::Transient => 503,
+            _ => 502,
         }
     }
 
@@ -130,6 +164,15 @@ impl SendError {
             }
             SendError::Settings { variable, reason } => {
                 json!({ "kind": "settings", "variable": variable, "reason": reason, "message": self.to_string() })
+            }
+            SendError::QueueUnavailable { .. } => {
+                json!({ "kind": "queue-unavailable", "retry": "transient", "message": self.to_string() })
+            }
+            SendError::KeyReused { .. } => {
+                json!({ "kind": "idempotency-key-reused", "message": self.to_string() })
+            }
+            SendError::KeyInProgress => {
+                json!({ "kind": "idempotency-key-in-progress", "retry": "transient", "message": self.to_string() })
             }
             SendError::Mail {
                 kind,
@@ -164,6 +207,13 @@ impl fmt::Display for SendError {
                 write!(f, "the Spin variable {variable}: {reason}")
             }
             SendError::Mail { message, .. } => f.write_str(message),
+            SendError::QueueUnavailable { reason } => {
+                write!(f, "the queue is unavailable: {reason}; nothing was enqueued")
+            }
+            SendError::KeyReused { reason } => f.write_str(reason),
+            SendError::KeyInProgress => f.write_str(
+                "a request with this Idempotency-Key is still being answered; retry shortly",
+            ),
         }
     }
 }

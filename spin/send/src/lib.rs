@@ -1,44 +1,31 @@
-//! What the Spin app's components share: the mailer's `sender` interface,
-//! imported (Spin or `smtp-mailer serve` composes the mailer component in as
-//! a dependency, so it is never linked twice); the relay's settings, read
-//! from Spin variables; a nodemailer-style JSON message made into the
-//! mailer's message; and the outcome of a send as a JSON receipt.
+//! What the Spin app's components share: the mailer's `sender` and `message`
+//! interfaces, imported (Spin or `smtp-mailer serve` composes the mailer
+//! component in as a dependency, so it is never linked twice); the relay's
+//! settings, read from Spin variables; nodemailer-style JSON messages made
+//! into the mailer's; the durable queue reached through Spin's outbound
+//! Redis (`queue`), and what each request does (`edge`): accept messages
+//! into the queue, send one now with the suppression list consulted and
+//! the queue as a fallback, answer a status, honour `Idempotency-Key`.
 //!
 //! ```no_run
-//! let outcome = smtp_mailer_spin_send::send_json(br#"{"from": "a@example.org", "to": "b@example.org"}"#);
-//! match outcome {
-//!     Ok(receipt) => println!("{}", receipt.to_json()),
-//!     Err(e) => eprintln!("{e}"),
-//! }
+//! let answer = smtp_mailer_spin_send::post_send(
+//!     br#"{"from": "a@example.org", "to": "b@example.org"}"#,
+//!     None,
+//!     false,
+//! );
+//! println!("{} {}", answer.status, answer.body);
 //! ```
 
 mod bindings;
 mod convert;
+mod edge;
 mod failure;
+mod queue;
 mod receipt;
 mod settings;
 
+pub use edge::{get_status, post_messages, post_send, redis_message, Answer};
 pub use failure::{Retry, SendError};
+pub use queue::{EdgeQueue, Seen, DEFAULT_IDEMPOTENCY_WINDOW_SECONDS, DEFAULT_REDIS_ADDRESS};
 pub use receipt::Receipt;
 pub use settings::{dkim_settings, optional, relay_settings, variable, RelaySettings};
-
-/// Parses `body` as a JSON message, reads the relay settings, and sends the
-/// message through the mailer.
-///
-/// Errors: [`SendError::Input`] naming the field for a malformed message
-/// (from the JSON, or the mailer's own checks); [`SendError::Settings`]
-/// naming the variable at fault; [`SendError::Mail`] for a failed send.
-pub fn send_json(body: &[u8]) -> Result<Receipt, SendError> {
-    let text = std::str::from_utf8(body)
-        .map_err(|_| SendError::input(None, "the body is not UTF-8 text"))?;
-    let message =
-        smtp_mailer_json::parse_message(text).map_err(|e| SendError::input(e.field, e.reason))?;
-    let mut message = convert::message(message)?;
-    message.dkim = dkim_settings()?;
-    let settings = relay_settings()?;
-    let server = settings.server();
-    match bindings::sender::send(&server, message) {
-        Ok(report) => Ok(Receipt::from_report(report)),
-        Err(e) => Err(SendError::from_mailer(e)),
-    }
-}

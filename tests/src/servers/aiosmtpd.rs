@@ -66,6 +66,9 @@ pub struct AiosmtpdOptions {
     /// a message's data arrives, so keep messages small with short timeouts.
     /// `None` keeps aiosmtpd's default: a silent close after 300 s.
     pub idle_timeout: Option<Duration>,
+    /// Listen on this port of 127.0.0.1 (a relay that comes back where it
+    /// was); a free one when `None`.
+    pub port: Option<u16>,
 }
 
 /// One RCPT TO that an [`Aiosmtpd`] server answered, from
@@ -123,7 +126,8 @@ impl Aiosmtpd {
         // Outside the message directory, which holds only message files.
         let rcpt_log = dir.path().join("rcpt.log");
         let connection_log = dir.path().join("connections.log");
-        command.arg(&script).arg("0").arg(&outdir);
+        let port = opts.port.unwrap_or(0).to_string();
+        command.arg(&script).arg(&port).arg(&outdir);
         command.arg("--rcpt-log").arg(&rcpt_log);
         command.arg("--connection-log").arg(&connection_log);
         if let Some(timeout) = opts.idle_timeout {

@@ -125,6 +125,24 @@ impl Redis {
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("redis: unexpected reply to PUBLISH: {line:?}"))
     }
+
+    /// The integer reply of a command such as `XLEN stream` or `EXISTS key`.
+    pub fn integer(&self, parts: &[&str]) -> i64 {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("redis: connect");
+        let mut out = format!("*{}\r\n", parts.len()).into_bytes();
+        for part in parts {
+            out.extend_from_slice(format!("${}\r\n{part}\r\n", part.len()).as_bytes());
+        }
+        stream.write_all(&out).expect("redis: command");
+        let mut line = String::new();
+        BufReader::new(&stream)
+            .read_line(&mut line)
+            .expect("redis: reply");
+        line.trim()
+            .strip_prefix(':')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("redis: {parts:?} answered {line:?}, not an integer"))
+    }
 }
 
 impl Drop for Redis {
