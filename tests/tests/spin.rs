@@ -341,12 +341,15 @@ fn the_mailer_imports_nothing_spin_specific() {
     assert_eq!(redis_exports, ["fermyon:spin/inbound-redis"]);
 
     // Composed, the mailer satisfies the app's mailer imports: what is left
-    // for the host is WASI and Spin's variables.
+    // for the host is WASI, Spin's variables and Spin's outbound Redis (the
+    // durable queue).
     let composed = compose(HTTP_COMPONENT, smtp_mailer_host::COMPONENT).unwrap();
     let (imports, exports) = imports_and_exports(&composed).unwrap();
     for import in &imports {
         assert!(
-            import.starts_with("wasi:") || import.starts_with("fermyon:spin/variables@"),
+            import.starts_with("wasi:")
+                || import.starts_with("fermyon:spin/variables@")
+                || import.starts_with("fermyon:spin/redis@"),
             "the composition imports {import}"
         );
     }
